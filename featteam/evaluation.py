@@ -1,0 +1,262 @@
+"""The downstream evaluator: how good a transformation is, under two protocols.
+
+``paper``
+    Exactly the literature's protocol (method.md): ``train_test_split(test_size=0.2,
+    random_state=0, shuffle=True)``; the score is the mean 5-fold CV score
+    (Stratified for classification, shuffle=True, random_state=0) of
+    ``RandomForest*(random_state=0)`` on the **test split**, original features
+    kept beside the new ones.  Search and report share that split, so the
+    numbers are optimistic.
+``honest``
+    Candidates are scored by 5-fold CV on the **training split** only (the
+    transformation's imputation and stateful operators are fitted on each
+    fold's training rows); the final score fits the transformation and the
+    model on the training split and scores the untouched test split once.
+
+Scores are cached by sequence, computed in parallel with ``n_jobs``, and do
+not depend on ``n_jobs`` (every fit uses a fixed ``random_state``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.metrics import f1_score
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+from .data import Dataset, Task
+from .errors import FeatteamError
+from .expr import ErrorKind, InvalidSequence, check_structure, check_values, evaluate
+from .expr.sequence import DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
+
+logger = logging.getLogger(__name__)
+
+Protocol = Literal["paper", "honest"]
+PROTOCOLS: tuple[str, ...] = ("paper", "honest")
+
+
+def f1_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(f1_score(y_true, y_pred, average="weighted"))
+
+
+def one_minus_rae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """1 - relative absolute error: 1 - sum|y - yhat| / sum|y - mean(y)|."""
+    denominator = np.abs(y_true - np.mean(y_true)).sum()
+    if denominator == 0:
+        return 0.0
+    return float(1.0 - np.abs(y_true - y_pred).sum() / denominator)
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "f1_weighted": f1_weighted,
+    "one_minus_rae": one_minus_rae,
+}
+DEFAULT_METRIC: dict[str, str] = {"classification": "f1_weighted", "regression": "one_minus_rae"}
+
+
+def make_model(task: Task, model: str | BaseEstimator = "rf", random_state: int = 0) -> BaseEstimator:
+    """The downstream model: ``"rf"`` (the literature's RandomForest), ``"et"``, or any estimator."""
+    if isinstance(model, BaseEstimator):
+        return clone(model)
+    if model == "rf":
+        cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
+        return cls(random_state=random_state)
+    if model == "et":
+        from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+        cls = ExtraTreesClassifier if task == "classification" else ExtraTreesRegressor
+        return cls(random_state=random_state)
+    raise FeatteamError(f"unknown downstream model {model!r} (use 'rf', 'et' or a scikit-learn estimator)")
+
+
+@dataclass
+class Scored:
+    """A sequence with its score, or the reason it has none."""
+
+    tokens: tuple[str, ...]
+    score: float | None
+    error: ErrorKind | None = None
+    message: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+class Evaluator:
+    """Scores transformations of one dataset under one protocol.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    protocol : {"honest", "paper"}
+    model : str or estimator
+        The downstream model (``"rf"`` by default).
+    n_splits : int
+        Folds of the cross-validation.
+    test_size : float
+        Fraction of rows in the test split.
+    split_seed : int
+        Seed of the train/test split and of the folds (0 in the literature).
+    n_jobs : int
+        Candidates scored in parallel.
+    max_length, max_features : int
+        Limits a candidate must respect.
+    """
+
+    def __init__(self, dataset: Dataset, protocol: Protocol = "honest", model: str | BaseEstimator = "rf",
+                 n_splits: int = 5, test_size: float = 0.2, split_seed: int = 0, n_jobs: int = 1,
+                 max_length: int = DEFAULT_MAX_LENGTH, max_features: int = DEFAULT_MAX_FEATURES) -> None:
+        if protocol not in PROTOCOLS:
+            raise FeatteamError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+        self.dataset = dataset
+        self.protocol = protocol
+        self.task = dataset.task
+        self.model = model
+        self.metric_name = DEFAULT_METRIC[self.task]
+        self.metric = METRICS[self.metric_name]
+        self.n_jobs = int(n_jobs)
+        self.max_length, self.max_features = max_length, max_features
+        self.split_seed = split_seed
+        self.X = dataset.X.to_numpy(dtype=np.float64, na_value=np.nan)
+        self.y = dataset.y
+        self.train_rows, self.test_rows = train_test_split(
+            np.arange(len(self.y)), test_size=test_size, random_state=split_seed, shuffle=True)
+        search_rows = self.test_rows if protocol == "paper" else self.train_rows
+        self.search_rows = search_rows
+        splitter = (StratifiedKFold if self.task == "classification" else KFold)(
+            n_splits=n_splits, shuffle=True, random_state=split_seed)
+        y_search = self.y[self.search_rows]
+        if self.task == "classification" and len(np.unique(y_search)) < 2:
+            raise FeatteamError("the split used for scoring holds a single class: too few rows to evaluate")
+        if len(self.search_rows) < n_splits * 2:
+            raise FeatteamError(f"{len(self.search_rows)} rows in the scoring split are too few for {n_splits}-fold CV")
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a rare class: sklearn warns once per split
+            self.folds = [(fit, held) for fit, held in splitter.split(np.zeros(len(y_search)), y_search)]
+        self.cache: dict[tuple[str, ...], Scored] = {}
+        self.n_scored = 0
+
+    # -- features ------------------------------------------------------------------
+
+    def _features(self, tokens: Sequence[str] | None, rows: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+        """Original (imputed) plus new columns of ``rows``; everything fitted on ``fit_rows``
+        (positions within ``rows``)."""
+        X = self.X[rows]
+        medians = _nan_medians(X[fit_rows])
+        X = np.where(np.isfinite(X), X, medians)
+        if not tokens:
+            return X
+        new, _ = evaluate(tokens, X, fit_rows=fit_rows)
+        check_values(new, X, rows=fit_rows)
+        return np.hstack([X, new])
+
+    def _cv_score(self, tokens: Sequence[str] | None) -> float:
+        rows = self.search_rows
+        y = self.y[rows]
+        scores = []
+        if self.protocol == "paper":  # the literature fits everything on the whole split
+            features = self._features(tokens, rows, np.arange(len(rows)))
+        for fit, held in self.folds:
+            if self.protocol == "honest":
+                order = np.concatenate([fit, held])
+                features_fold = np.empty((len(rows), 0))
+                computed = self._features(tokens, rows[order], np.arange(len(fit)))
+                features_fold = np.empty_like(computed)
+                features_fold[order] = computed
+            else:
+                features_fold = features
+            model = make_model(self.task, self.model)
+            model.fit(features_fold[fit], y[fit])
+            scores.append(self.metric(y[held], model.predict(features_fold[held])))
+        return float(np.mean(scores))
+
+    # -- public API -----------------------------------------------------------------
+
+    def check(self, tokens: Sequence[str]) -> None:
+        """Raise InvalidSequence if ``tokens`` is not a valid transformation of this dataset."""
+        check_structure(tokens, self.X.shape[1], self.max_length, self.max_features)
+
+    def score(self, tokens: Sequence[str] | None) -> Scored:
+        """The search score of ``tokens`` (None: the original features), cached."""
+        key = tuple(tokens or ())
+        if key in self.cache:
+            return self.cache[key]
+        result = _score_one(self, key)
+        self.cache[key] = result
+        self.n_scored += 1
+        return result
+
+    def score_many(self, sequences: Iterable[Sequence[str]], progress: bool = False,
+                   desc: str = "scoring") -> list[Scored]:
+        """Score many sequences, ``n_jobs`` at a time; the same results for any ``n_jobs``."""
+        sequences = [tuple(s) for s in sequences]
+        todo = list(dict.fromkeys(s for s in sequences if s not in self.cache))
+        if todo:
+            if self.n_jobs == 1 or len(todo) == 1:
+                from tqdm.auto import tqdm
+                results = [_score_one(self, s) for s in tqdm(todo, desc=desc, disable=not progress, leave=False)]
+            else:
+                from joblib import Parallel, delayed
+                results = Parallel(n_jobs=self.n_jobs, batch_size=1)(delayed(_score_one)(self, s) for s in todo)
+            for s, r in zip(todo, results):
+                self.cache[s] = r
+            self.n_scored += len(todo)
+        return [self.cache[s] for s in sequences]
+
+    def score_original(self) -> float:
+        return float(self.score(None).score)
+
+    def final_score(self, tokens: Sequence[str] | None) -> float:
+        """The reported score. paper: the CV score on the test split; honest: fit the
+        transformation and the model on the training split, score the test split once."""
+        if self.protocol == "paper":
+            result = self.score(tokens)
+            if not result.valid:
+                raise InvalidSequence(result.error, result.message)
+            return float(result.score)
+        rows = np.concatenate([self.train_rows, self.test_rows])
+        features = self._features(tokens, rows, np.arange(len(self.train_rows)))
+        n_train = len(self.train_rows)
+        model = make_model(self.task, self.model)
+        model.fit(features[:n_train], self.y[self.train_rows])
+        return self.metric(self.y[self.test_rows], model.predict(features[n_train:]))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["cache"] = {}  # workers need not receive the cache
+        return state
+
+
+def _score_one(evaluator: Evaluator, tokens: tuple[str, ...]) -> Scored:
+    try:
+        if tokens:
+            evaluator.check(tokens)
+        return Scored(tokens, evaluator._cv_score(tokens))
+    except InvalidSequence as exc:
+        return Scored(tokens, None, exc.kind, str(exc))
+
+
+def _nan_medians(X: np.ndarray) -> np.ndarray:
+    finite = np.where(np.isfinite(X), X, np.nan)
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            medians = np.nanmedian(finite, axis=0)
+    return np.where(np.isfinite(medians), medians, 0.0)
+
+
+def describe_protocol(protocol: Protocol) -> str:
+    return {"paper": "5-fold CV on the 20% test split (the literature's protocol; optimistic)",
+            "honest": "search on the training split, one score on the untouched test split"}[protocol]
+
+
+__all__ = ["Evaluator", "METRICS", "PROTOCOLS", "Scored", "f1_weighted", "make_model", "one_minus_rae",
+           "describe_protocol", "pd"]

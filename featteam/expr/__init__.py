@@ -1,0 +1,19 @@
+"""The expression core: numpy, pandas and scikit-learn only - what a deployed model needs."""
+
+from .grammar import Grammar, GrammarState
+from .operators import BINARY, OPERATORS, UNARY, Operator
+from .program import check_values, evaluate
+from .sequence import (
+    DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH, ErrorKind, InvalidSequence, canonical_key, check_structure,
+    join_features, parse, parse_infix, parse_postfix, render, render_feature, split_features, to_postfix_text,
+)
+from .transformation import Transformation, TransformationError
+from .vocab import EOS, PAD, SEP, SOS, Vocabulary, feature_index, feature_token
+
+__all__ = [
+    "BINARY", "DEFAULT_MAX_FEATURES", "DEFAULT_MAX_LENGTH", "EOS", "ErrorKind", "Grammar", "GrammarState",
+    "InvalidSequence", "OPERATORS", "Operator", "PAD", "SEP", "SOS", "Transformation", "TransformationError",
+    "UNARY", "Vocabulary", "canonical_key", "check_structure", "check_values", "evaluate", "feature_index",
+    "feature_token", "join_features", "parse", "parse_infix", "parse_postfix", "render", "render_feature",
+    "split_features", "to_postfix_text",
+]

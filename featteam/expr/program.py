@@ -1,0 +1,102 @@
+"""The stack machine that computes the new columns of a postfix sequence.
+
+Normal postfix (the predecessors' bottom-of-stack quirk is not copied): an
+operand token pushes a column, an operator pops its operands from the top
+and pushes its protected result.  Stateful operators are fitted on the
+given rows the first time and re-applied from their state afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .operators import OPERATORS, apply_stateless, clip_finite, fit_apply_stateful
+from .sequence import ErrorKind, InvalidSequence
+from .vocab import SEP, feature_index
+
+#: Fitted states of the stateful operators, keyed by token position in the sequence.
+States = dict[int, dict[str, Any]]
+
+
+def evaluate(tokens: Sequence[str], X: np.ndarray, states: States | None = None,
+             fit_rows: np.ndarray | None = None) -> tuple[np.ndarray, States]:
+    """Compute the new features of ``tokens`` on the finite matrix ``X``.
+
+    Parameters
+    ----------
+    tokens : sequence of str
+        A structurally valid postfix sequence over ``f0..f{d-1}``.
+    X : ndarray of shape (n_rows, d)
+        Finite input values (impute first).
+    states : dict, optional
+        Fitted states by token position; missing ones are fitted now.
+    fit_rows : ndarray, optional
+        Rows (mask or indices) that missing states are fitted on; all rows by default.
+
+    Returns
+    -------
+    columns : ndarray of shape (n_rows, n_new_features)
+        Always finite.
+    states : dict
+        The states used, including those fitted by this call.
+    """
+    states = dict(states or {})
+    columns: list[np.ndarray] = []
+    stack: list[np.ndarray] = []
+    for position, token in enumerate(tokens):
+        if token == SEP:
+            columns.append(_single(stack))
+            stack = []
+            continue
+        op = OPERATORS.get(token)
+        if op is None:
+            index = feature_index(token)
+            if index is None or index >= X.shape[1]:
+                raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown token {token!r}")
+            stack.append(clip_finite(X[:, index]))
+            continue
+        if len(stack) < op.arity:
+            raise InvalidSequence(ErrorKind.ARITY, f"{token!r} needs {op.arity} operand(s)")
+        operands = stack[len(stack) - op.arity:]
+        del stack[len(stack) - op.arity:]
+        if op.stateful:
+            result, states[position] = fit_apply_stateful(op, operands[0], states.get(position), fit_rows)
+        else:
+            result = apply_stateless(op, *operands)
+        stack.append(result)
+    columns.append(_single(stack))
+    return np.column_stack(columns), states
+
+
+def _single(stack: list[np.ndarray]) -> np.ndarray:
+    if len(stack) != 1:
+        raise InvalidSequence(ErrorKind.LEFTOVER_OPERANDS, f"a feature leaves {len(stack)} values, not one")
+    return stack[0]
+
+
+def check_values(new: np.ndarray, original: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:
+    """Reject new columns that are non-finite, constant, or duplicate another column.
+
+    ``rows`` restricts the check to some rows (the training rows).
+    """
+    if rows is not None:
+        new = new[rows]
+        original = original[rows] if original is not None else None
+    if not np.all(np.isfinite(new)):
+        raise InvalidSequence(ErrorKind.NON_FINITE, "a new feature has non-finite values")
+    spans = new.max(axis=0) - new.min(axis=0)
+    for j, span in enumerate(spans):
+        if not span > 1e-12 * max(1.0, float(np.abs(new[:, j]).max())):
+            raise InvalidSequence(ErrorKind.CONSTANT_FEATURE, f"new feature {j + 1} is constant")
+    for j in range(new.shape[1]):
+        for k in range(j):
+            if np.allclose(new[:, j], new[:, k], rtol=1e-9, atol=1e-12):
+                raise InvalidSequence(ErrorKind.DUPLICATE_FEATURE,
+                                      f"new feature {j + 1} equals new feature {k + 1}")
+        if original is not None:
+            for k in range(original.shape[1]):
+                if np.allclose(new[:, j], original[:, k], rtol=1e-9, atol=1e-12):
+                    raise InvalidSequence(ErrorKind.DUPLICATE_FEATURE,
+                                          f"new feature {j + 1} equals an original column")

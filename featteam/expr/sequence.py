@@ -1,0 +1,321 @@
+"""Transformations as token sequences: structure checks, parsing and rendering.
+
+A transformation is one postfix sequence of one or more new features,
+separated by :data:`~featteam.expr.vocab.SEP`:
+``["f0", "f3", "*", "<sep>", "f2", "log"]``.  Two text forms exist:
+
+* the LLM (postfix) form ``[f0 f3 * , f2 log]`` - column names may stand for
+  ``f{i}``;
+* the readable infix form ``(a * b), log(c)`` that :func:`render` writes and
+  :func:`parse_infix` reads back.
+
+Model output is data: it is tokenised and checked here, never executed.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Sequence
+
+from .operators import OPERATORS
+from .vocab import SEP, SEP_TEXT, feature_index, feature_token
+
+#: Default limits of a transformation.
+DEFAULT_MAX_LENGTH = 48
+DEFAULT_MAX_FEATURES = 6
+
+
+class ErrorKind(str, Enum):
+    """Why a sequence is not a valid transformation (one class per kind of error case)."""
+
+    UNPARSABLE = "unparsable"              # no transformation could be read from the text
+    UNKNOWN_TOKEN = "unknown_token"        # a token that is no feature, operator or separator
+    ARITY = "arity"                        # an operator without enough operands
+    LEFTOVER_OPERANDS = "leftover_operands"  # a feature leaves more than one value on the stack
+    EMPTY_FEATURE = "empty_feature"        # two separators in a row, or a trailing one
+    NO_OPERATOR = "no_operator"            # a bare copy of an original column
+    TOO_LONG = "too_long"
+    TOO_MANY_FEATURES = "too_many_features"
+    DUPLICATE_FEATURE = "duplicate_feature"  # equal to another new feature or an original column
+    CONSTANT_FEATURE = "constant_feature"
+    NON_FINITE = "non_finite"
+
+
+class InvalidSequence(ValueError):
+    """A sequence that is not a valid transformation; ``kind`` says why."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(f"{kind.value}: {message}")
+        self.kind = kind
+
+
+def split_features(tokens: Sequence[str]) -> list[list[str]]:
+    """Split a sequence at separators (empty features are kept, as empty lists)."""
+    features: list[list[str]] = [[]]
+    for token in tokens:
+        if token == SEP:
+            features.append([])
+        else:
+            features[-1].append(token)
+    return features
+
+
+def join_features(features: Sequence[Sequence[str]]) -> list[str]:
+    """The inverse of :func:`split_features`."""
+    out: list[str] = []
+    for i, feature in enumerate(features):
+        if i:
+            out.append(SEP)
+        out.extend(feature)
+    return out
+
+
+def canonical_key(tokens: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """A key equal for two sequences that differ only in the order of their features."""
+    return tuple(sorted(tuple(f) for f in split_features(tokens)))
+
+
+def check_structure(tokens: Sequence[str], n_features: int, max_length: int = DEFAULT_MAX_LENGTH,
+                    max_features: int = DEFAULT_MAX_FEATURES) -> list[list[str]]:
+    """Check that ``tokens`` is a well-formed transformation; return its features.
+
+    Raises
+    ------
+    InvalidSequence
+        With the first error found, in the order: unknown token, length,
+        feature count, empty feature, arity, leftover operands, no operator,
+        duplicate feature.
+    """
+    if not tokens:
+        raise InvalidSequence(ErrorKind.EMPTY_FEATURE, "the sequence is empty")
+    for token in tokens:
+        if token == SEP or token in OPERATORS:
+            continue
+        index = feature_index(token)
+        if index is None or index >= n_features:
+            raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown token {token!r}")
+    if len(tokens) > max_length:
+        raise InvalidSequence(ErrorKind.TOO_LONG, f"{len(tokens)} tokens, at most {max_length} allowed")
+    features = split_features(tokens)
+    if len(features) > max_features:
+        raise InvalidSequence(ErrorKind.TOO_MANY_FEATURES,
+                              f"{len(features)} features, at most {max_features} allowed")
+    seen: set[tuple[str, ...]] = set()
+    for number, feature in enumerate(features, 1):
+        if not feature:
+            raise InvalidSequence(ErrorKind.EMPTY_FEATURE, f"feature {number} is empty")
+        depth = 0
+        for token in feature:
+            op = OPERATORS.get(token)
+            if op is None:
+                depth += 1
+                continue
+            if depth < op.arity:
+                raise InvalidSequence(ErrorKind.ARITY,
+                                      f"feature {number}: {token!r} needs {op.arity} operand(s), has {depth}")
+            depth -= op.arity - 1
+        if depth != 1:
+            raise InvalidSequence(ErrorKind.LEFTOVER_OPERANDS,
+                                  f"feature {number} leaves {depth} values, not one")
+        if len(feature) == 1:
+            raise InvalidSequence(ErrorKind.NO_OPERATOR, f"feature {number} is a bare copy of {feature[0]}")
+        if tuple(feature) in seen:
+            raise InvalidSequence(ErrorKind.DUPLICATE_FEATURE, f"feature {number} repeats an earlier one")
+        seen.add(tuple(feature))
+    return features
+
+
+# Names -------------------------------------------------------------------------------
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def quote_name(name: str) -> str:
+    """A column name as written in formulas: bare when unambiguous, else in backticks."""
+    if _IDENTIFIER.match(name) and name not in OPERATORS:
+        return name
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _resolve_name(name: str, columns: Sequence[str] | None, quoted: bool) -> str:
+    """Map a column name or ``f{i}`` text to a feature token."""
+    if columns is not None:
+        try:
+            return feature_token(list(columns).index(name))
+        except ValueError:
+            pass
+    if not quoted and feature_index(name) is not None:
+        return name
+    raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown column or token {name!r}")
+
+
+# Lexer shared by both text forms: backtick names, punctuation, bare words.
+_LEX = re.compile(r"\s*(?:`((?:[^`]|``)*)`|([(),\[\]])|([+\-*/])|([^\s(),\[\]`+\-*/]+))")
+
+
+def _lex(text: str) -> list[tuple[str, str]]:
+    """Split text into (kind, value) pairs: kind is 'name', 'qname', 'punct' or 'op'."""
+    out: list[tuple[str, str]] = []
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        match = _LEX.match(text, pos)
+        if match is None or match.end() == pos:
+            raise InvalidSequence(ErrorKind.UNPARSABLE, f"cannot read {text[pos:pos + 20]!r}")
+        quoted, punct, op, word = match.groups()
+        if quoted is not None:
+            out.append(("qname", quoted.replace("``", "`")))
+        elif punct is not None:
+            out.append(("punct", punct))
+        elif op is not None:
+            out.append(("op", op))
+        else:
+            out.append(("name", word))
+        pos = match.end()
+    return out
+
+
+def parse_postfix(text: str, columns: Sequence[str] | None = None) -> list[str]:
+    """Parse the LLM postfix form ``[f0 f1 + , f2 sqrt]`` (brackets optional).
+
+    Column names may stand for ``f{i}`` (in backticks when they contain spaces
+    or clash with an operator).  Only the tokenisation is done here; call
+    :func:`check_structure` to validate.
+    """
+    lexemes = _lex(text)
+    if lexemes and lexemes[0] == ("punct", "["):
+        if lexemes[-1] != ("punct", "]"):
+            raise InvalidSequence(ErrorKind.UNPARSABLE, "missing closing ']'")
+        lexemes = lexemes[1:-1]
+    tokens: list[str] = []
+    for kind, value in lexemes:
+        if kind == "punct":
+            if value != SEP_TEXT:
+                raise InvalidSequence(ErrorKind.UNPARSABLE, f"unexpected {value!r} in postfix text")
+            tokens.append(SEP)
+        elif kind == "op" or (kind == "name" and value in OPERATORS):
+            tokens.append(value)
+        else:
+            tokens.append(_resolve_name(value, columns, quoted=kind == "qname"))
+    if not tokens:
+        raise InvalidSequence(ErrorKind.UNPARSABLE, "no tokens")
+    return tokens
+
+
+def to_postfix_text(tokens: Sequence[str], columns: Sequence[str] | None = None) -> str:
+    """Write a sequence in the LLM postfix form, with column names if given."""
+    words = []
+    for token in tokens:
+        index = feature_index(token)
+        if token == SEP:
+            words.append(SEP_TEXT)
+        elif index is not None and columns is not None:
+            words.append(quote_name(str(columns[index])))
+        else:
+            words.append(token)
+    return "[" + " ".join(words) + "]"
+
+
+def render_feature(feature: Sequence[str], columns: Sequence[str] | None = None) -> str:
+    """Render one postfix feature as infix (binary operations fully parenthesised)."""
+    stack: list[str] = []
+    for token in feature:
+        op = OPERATORS.get(token)
+        if op is None:
+            index = feature_index(token)
+            stack.append(quote_name(str(columns[index])) if columns is not None else token)
+            continue
+        if len(stack) < op.arity:
+            raise InvalidSequence(ErrorKind.ARITY, f"{token!r} needs {op.arity} operand(s)")
+        operands = stack[len(stack) - op.arity:]
+        del stack[len(stack) - op.arity:]
+        stack.append(op.render(*operands))
+    if len(stack) != 1:
+        raise InvalidSequence(ErrorKind.LEFTOVER_OPERANDS, "feature does not reduce to one value")
+    return stack[0]
+
+
+def render(tokens: Sequence[str], columns: Sequence[str] | None = None) -> str:
+    """Readable infix text of a whole transformation: features joined by ', '."""
+    return ", ".join(render_feature(f, columns) for f in split_features(tokens))
+
+
+class _InfixParser:
+    """Recursive descent over ``expr := term (+|- term)*``, ``term := factor (*|/ factor)*``."""
+
+    def __init__(self, lexemes: list[tuple[str, str]], columns: Sequence[str] | None) -> None:
+        self.lexemes = lexemes
+        self.pos = 0
+        self.columns = columns
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.lexemes[self.pos] if self.pos < len(self.lexemes) else None
+
+    def take(self) -> tuple[str, str]:
+        lexeme = self.peek()
+        if lexeme is None:
+            raise InvalidSequence(ErrorKind.UNPARSABLE, "unexpected end of formula")
+        self.pos += 1
+        return lexeme
+
+    def expect(self, value: str) -> None:
+        lexeme = self.take()
+        if lexeme != ("punct", value):
+            raise InvalidSequence(ErrorKind.UNPARSABLE, f"expected {value!r}, found {lexeme[1]!r}")
+
+    def transformation(self) -> list[str]:
+        features = [self.expr()]
+        while self.peek() == ("punct", SEP_TEXT):
+            self.take()
+            features.append(self.expr())
+        if self.peek() is not None:
+            raise InvalidSequence(ErrorKind.UNPARSABLE, f"unexpected {self.peek()[1]!r}")
+        return join_features(features)
+
+    def _binary_chain(self, operand, operators: tuple[str, ...]) -> list[str]:
+        out = operand()
+        while (lexeme := self.peek()) is not None and lexeme[0] == "op" and lexeme[1] in operators:
+            self.take()
+            out = out + operand() + [lexeme[1]]
+        return out
+
+    def expr(self) -> list[str]:
+        return self._binary_chain(self.term, ("+", "-"))
+
+    def term(self) -> list[str]:
+        return self._binary_chain(self.factor, ("*", "/"))
+
+    def factor(self) -> list[str]:
+        kind, value = self.take()
+        if (kind, value) == ("punct", "("):
+            inner = self.expr()
+            self.expect(")")
+            return inner
+        if kind == "name" and self.peek() == ("punct", "("):
+            op = OPERATORS.get(value)
+            if op is None or op.arity != 1:
+                raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown function {value!r}")
+            self.take()
+            inner = self.expr()
+            self.expect(")")
+            return inner + [value]
+        if kind in ("name", "qname"):
+            return [_resolve_name(value, self.columns, quoted=kind == "qname")]
+        raise InvalidSequence(ErrorKind.UNPARSABLE, f"unexpected {value!r}")
+
+
+def parse_infix(text: str, columns: Sequence[str] | None = None) -> list[str]:
+    """Parse readable infix text (what :func:`render` writes) into a postfix sequence."""
+    lexemes = _lex(text)
+    if not lexemes:
+        raise InvalidSequence(ErrorKind.UNPARSABLE, "empty formula")
+    return _InfixParser(lexemes, columns).transformation()
+
+
+def parse(text: str, columns: Sequence[str] | None = None) -> list[str]:
+    """Parse either text form: ``[...]`` is postfix, anything else infix."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        return parse_postfix(stripped, columns)
+    return parse_infix(stripped, columns)
