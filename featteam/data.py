@@ -138,7 +138,8 @@ def _clean_names(columns: list[Any], notes: list[str]) -> list[str]:
 
 
 def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
-            nan: Literal["impute", "refuse"] = "impute", name: str = "data") -> Dataset:
+            nan: Literal["impute", "refuse"] = "impute", name: str = "data",
+            drop_redundant: bool = False) -> Dataset:
     """Check and encode a raw table for featteam.
 
     Parameters
@@ -152,6 +153,9 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
     nan : {"impute", "refuse"}
         What to do with missing or infinite feature values: impute them (with
         training-row medians, later) or refuse the table.
+    drop_redundant : bool
+        Drop constant and duplicate columns.  Off by default: they are kept
+        (with a warning) so that scores match the literature's, which keeps them.
 
     Raises
     ------
@@ -175,7 +179,7 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
     features = frame.drop(columns=frame.columns[labels.index(str(target))])
 
     missing_target = y_raw.isna().to_numpy().copy()
-    if np.issubdtype(y_raw.dtype, np.number):
+    if pd.api.types.is_numeric_dtype(y_raw) and not pd.api.types.is_bool_dtype(y_raw):
         missing_target |= ~np.isfinite(y_raw.to_numpy(dtype=float, na_value=np.nan))
     if missing_target.any():
         notes.append(f"dropped {int(missing_target.sum())} row(s) whose target is missing or infinite")
@@ -237,15 +241,18 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
         if X[col].notna().sum() == 0:
             notes.append(f"column {col!r}: dropped, no usable value")
             X = X.drop(columns=col)
-        elif X[col].nunique(dropna=True) <= 1 and not X[col].isna().any():
-            notes.append(f"column {col!r}: dropped, constant")
-            X = X.drop(columns=col)
+    redundant = [c for c in X.columns if X[c].nunique(dropna=True) <= 1 and not X[c].isna().any()]
+    for col in redundant:
+        notes.append(f"column {col!r}: constant" + (", dropped" if drop_redundant else
+                     ", kept (it carries no information; --drop-redundant removes it)"))
     duplicated = X.T.duplicated().to_numpy() if X.shape[1] else np.array([], bool)
     for col in X.columns[duplicated]:
-        notes.append(f"column {col!r}: dropped, duplicate of an earlier column")
-    X = X.loc[:, ~duplicated]
+        notes.append(f"column {col!r}: duplicate of an earlier column" + (", dropped" if drop_redundant else
+                     ", kept (--drop-redundant removes it)"))
+    if drop_redundant:
+        X = X.loc[:, ~duplicated & ~X.columns.isin(redundant)]
     if X.shape[1] == 0:
-        raise DataError("no usable feature column is left (all were constant, empty, duplicate or free text)")
+        raise DataError("no usable feature column is left (all were empty, free text, or dropped as redundant)")
 
     missing = X.isna().sum()
     missing = missing[missing > 0]
@@ -265,7 +272,7 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
 
 
 def load_dataset(path: str | Path, target: str, task: Task | None = None,
-                 nan: Literal["impute", "refuse"] = "impute") -> Dataset:
+                 nan: Literal["impute", "refuse"] = "impute", drop_redundant: bool = False) -> Dataset:
     """:func:`load_table` then :func:`prepare`, named after the file."""
     name = Path(path).name.split(".")[0]
-    return prepare(load_table(path), target, task=task, nan=nan, name=name)
+    return prepare(load_table(path), target, task=task, nan=nan, name=name, drop_redundant=drop_redundant)

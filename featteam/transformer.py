@@ -1,0 +1,99 @@
+"""The scikit-learn transformer that applies a transformation (numpy, pandas, scikit-learn only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .expr import Transformation, TransformationError
+
+
+class FeatureTransformer(TransformerMixin, BaseEstimator):
+    """Add the new features of a transformation to a table.
+
+    ``fit`` fits the transformation's imputation values and stateful
+    operators on the training rows; ``transform`` applies them to new rows.
+
+    Parameters
+    ----------
+    transformation : Transformation, str or path
+        A :class:`~featteam.expr.Transformation`, the path of a saved one
+        (``transformation.json``), or formula text - postfix ``[f0 f1 * , f2 log]``
+        or infix ``(age * income), log(fare)`` - over the columns of ``X``.
+    keep_original : bool, default=True
+        Output the original columns (unchanged) before the new ones.
+
+    Attributes
+    ----------
+    transformation_ : Transformation
+        The fitted transformation.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` has string column names.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 7.0]})
+    >>> FeatureTransformer("(a * b), log(b)").set_output(transform="pandas").fit_transform(X).columns.tolist()
+    ['a', 'b', '(a * b)', 'log(b)']
+    """
+
+    def __init__(self, transformation: Transformation | str | Path | None = None, keep_original: bool = True) -> None:
+        self.transformation = transformation
+        self.keep_original = keep_original
+
+    def _input_names(self) -> list[str]:
+        if hasattr(self, "feature_names_in_"):
+            return [str(c) for c in self.feature_names_in_]
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def _resolve(self) -> Transformation:
+        spec = self.transformation
+        if spec is None:
+            raise ValueError("FeatureTransformer needs a transformation (a Transformation, a JSON path or formula text)")
+        if isinstance(spec, Transformation):
+            return spec
+        if isinstance(spec, Path) or (isinstance(spec, str) and spec.strip().endswith(".json")):
+            return Transformation.load(spec)
+        if isinstance(spec, str):
+            return Transformation.from_text(spec, self._input_names())
+        raise TypeError(f"transformation must be a Transformation, a path or text, not {type(spec).__name__}")
+
+    def fit(self, X, y=None) -> "FeatureTransformer":
+        """Fit the transformation on the rows of ``X``."""
+        X = validate_data(self, X, reset=True, ensure_all_finite="allow-nan", dtype=np.float64)
+        transformation = self._resolve()
+        names = self._input_names()
+        if all(c in names for c in transformation.input_columns) and hasattr(self, "feature_names_in_"):
+            columns = [names.index(c) for c in transformation.input_columns]
+        elif len(transformation.input_columns) == X.shape[1]:
+            columns = list(range(X.shape[1]))  # no names to match: by position
+        else:
+            raise TransformationError(f"the transformation needs columns {transformation.input_columns}, "
+                                      f"X has {names}")
+        self.columns_ = columns
+        self.transformation_ = transformation.fit(X[:, columns])
+        return self
+
+    def transform(self, X):
+        """Original columns (if kept) followed by the new features."""
+        check_is_fitted(self, "transformation_")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        new = self.transformation_.transform(X[:, self.columns_])
+        return np.hstack([X, new]) if self.keep_original else new
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Original names (if kept) and the readable formula of each new feature."""
+        check_is_fitted(self, "transformation_")
+        formulas = self.transformation_.formulas
+        originals = self._input_names() if input_features is None else [str(c) for c in input_features]
+        return np.asarray((originals if self.keep_original else []) + formulas, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags

@@ -1,0 +1,61 @@
+"""The downstream evaluator: the literature's protocol is exact; caching and n_jobs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from featteam.data import load_dataset, prepare
+from featteam.evaluation import Evaluator, one_minus_rae
+from featteam.expr import ErrorKind
+
+
+def _references(shared):
+    manifest = json.loads((shared / "MANIFEST.json").read_text())["datasets"]
+    return {name: (info["file"], info["paper_protocol_reference"]["original_features"])
+            for name, info in manifest.items() if "paper_protocol_reference" in info}
+
+
+def test_paper_protocol_reproduces_every_reference(shared_datasets):
+    for name, (file, reference) in _references(shared_datasets).items():
+        dataset = load_dataset(shared_datasets / file, "label")
+        score = Evaluator(dataset, "paper").final_score(None)
+        assert abs(score - reference) <= 0.002, (name, score, reference)
+
+
+def test_one_minus_rae():
+    y = np.array([1.0, 2.0, 3.0])
+    assert one_minus_rae(y, y) == 1.0
+    assert one_minus_rae(y, np.full(3, 2.0)) == 0.0
+
+
+def test_scores_are_cached_and_independent_of_n_jobs(small_regression):
+    dataset = prepare(small_regression, "target")
+    candidates = [["f0", "f1", "*"], ["f2", "log"], ["f0", "f0", "-"], ["f0", "+"], ["f0", "f1", "*"]]
+    serial = Evaluator(dataset, "honest", n_jobs=1).score_many(candidates)
+    parallel_evaluator = Evaluator(dataset, "honest", n_jobs=2)
+    parallel = parallel_evaluator.score_many(candidates)
+    assert [r.score for r in serial] == [r.score for r in parallel]
+    assert parallel_evaluator.n_scored == 4  # the repeated candidate was not scored twice
+    parallel_evaluator.score_many(candidates)
+    assert parallel_evaluator.n_scored == 4
+    assert serial[2].error == ErrorKind.CONSTANT_FEATURE
+    assert serial[3].error == ErrorKind.ARITY
+    assert serial[0].score > Evaluator(dataset, "honest").score_original()
+
+
+def test_honest_protocol_never_uses_test_rows_for_search(small_regression):
+    dataset = prepare(small_regression, "target")
+    evaluator = Evaluator(dataset, "honest")
+    before = evaluator.score(["f0", "f1", "*"]).score
+    # Scrambling the test rows' targets must not change any search score.
+    dataset.y = dataset.y.copy()
+    dataset.y[evaluator.test_rows] = 0.0
+    evaluator2 = Evaluator(dataset, "honest")
+    assert evaluator2.score(["f0", "f1", "*"]).score == before
+    assert evaluator2.final_score(["f0", "f1", "*"]) != evaluator.final_score(["f0", "f1", "*"])
+
+
+def test_new_features_help_on_a_product_target(small_regression):
+    evaluator = Evaluator(prepare(small_regression, "target"), "honest")
+    assert evaluator.final_score(["f0", "f1", "*"]) > evaluator.final_score(None) + 0.1
