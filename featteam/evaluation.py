@@ -33,7 +33,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from .data import Dataset, Task
 from .errors import FeatteamError
 from .expr import ErrorKind, InvalidSequence, check_structure, check_values, evaluate
-from .expr.sequence import DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
+from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -105,13 +105,14 @@ class Evaluator:
         Seed of the train/test split and of the folds (0 in the literature).
     n_jobs : int
         Candidates scored in parallel.
-    max_length, max_features : int
+    max_length, max_features, max_feature_length : int
         Limits a candidate must respect.
     """
 
     def __init__(self, dataset: Dataset, protocol: Protocol = "honest", model: str | BaseEstimator = "rf",
                  n_splits: int = 5, test_size: float = 0.2, split_seed: int = 0, n_jobs: int = 1,
-                 max_length: int = DEFAULT_MAX_LENGTH, max_features: int = DEFAULT_MAX_FEATURES) -> None:
+                 max_length: int = DEFAULT_MAX_LENGTH, max_features: int = DEFAULT_MAX_FEATURES,
+                 max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH) -> None:
         if protocol not in PROTOCOLS:
             raise FeatteamError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         self.dataset = dataset
@@ -122,6 +123,7 @@ class Evaluator:
         self.metric = METRICS[self.metric_name]
         self.n_jobs = int(n_jobs)
         self.max_length, self.max_features = max_length, max_features
+        self.max_feature_length = max_feature_length
         self.split_seed = split_seed
         self.X = dataset.X.to_numpy(dtype=np.float64, na_value=np.nan)
         self.y = dataset.y
@@ -181,7 +183,7 @@ class Evaluator:
 
     def check(self, tokens: Sequence[str]) -> None:
         """Raise InvalidSequence if ``tokens`` is not a valid transformation of this dataset."""
-        check_structure(tokens, self.X.shape[1], self.max_length, self.max_features)
+        check_structure(tokens, self.X.shape[1], self.max_length, self.max_features, self.max_feature_length)
 
     def score(self, tokens: Sequence[str] | None) -> Scored:
         """The search score of ``tokens`` (None: the original features), cached."""
@@ -227,6 +229,11 @@ class Evaluator:
         model = make_model(self.task, self.model)
         model.fit(features[:n_train], self.y[self.train_rows])
         return self.metric(self.y[self.test_rows], model.predict(features[n_train:]))
+
+    def grammar(self):
+        """The grammar automaton of this dataset's vocabulary and limits."""
+        from .expr import Grammar, Vocabulary
+        return Grammar(Vocabulary(self.X.shape[1]), self.max_length, self.max_features, self.max_feature_length)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

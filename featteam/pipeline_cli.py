@@ -1,11 +1,73 @@
-"""Subcommands that run the method's steps (``fit``); filled in as the steps land."""
+"""The ``fit`` subcommand: the method's steps over a run directory."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 
-COMMANDS: dict = {}
+from .pipeline import PRESETS, STEPS, FitConfig, Run
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the pipeline's subcommands on the ``featteam`` parser."""
+    p = sub.add_parser("fit", help="search new features for a table (the four steps of the method)")
+    p.add_argument("data", help="table: CSV, CSV.gz or Parquet")
+    p.add_argument("--target", required=True, help="name of the target column")
+    p.add_argument("--out", required=True, help="run directory (a stopped run resumes from it)")
+    p.add_argument("--task", choices=["classification", "regression"], help="override the inferred task")
+    p.add_argument("--nan", choices=["impute", "refuse"], default="impute")
+    p.add_argument("--drop-redundant", action="store_true", help="drop constant and duplicate columns")
+    p.add_argument("--preset", choices=list(PRESETS), default="default", help="sizes of the search (default: default)")
+    p.add_argument("--protocol", choices=["honest", "paper"], default="honest")
+    p.add_argument("--stop-after", choices=list(STEPS), default="teaming", help="run the steps up to this one")
+    p.add_argument("--teacher", choices=["local", "openai", "none"], help="teacher LLM (default: local)")
+    p.add_argument("--model", dest="teacher_model",
+                   help="teacher model: a local model directory or GGUF file, or the endpoint's model name")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: FEATTEAM_BASE_URL, OPENAI_BASE_URL)")
+    p.add_argument("--api-key", help="API key (default: FEATTEAM_API_KEY, OPENAI_API_KEY); never written to disk")
+    p.add_argument("--max-calls", type=int, help="budget: most teacher calls")
+    p.add_argument("--max-tokens", type=int, help="budget: most teacher tokens")
+    p.add_argument("--anonymous", action="store_true", help="show the teacher f0..fn instead of column names")
+    p.add_argument("--n-golden", type=int, help="distinct valid golden examples wanted")
+    p.add_argument("--model-downstream", dest="downstream_model", choices=["rf", "et"], help="downstream model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-jobs", type=int, default=1, help="parallel scoring jobs (results do not depend on it)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    overrides = {name: getattr(args, name) for name in (
+        "protocol", "teacher", "teacher_model", "base_url", "max_calls", "max_tokens", "n_golden",
+        "downstream_model", "seed")}
+    if args.anonymous:
+        overrides["anonymous"] = True
+    config = FitConfig.from_preset(args.preset, **overrides)
+    run = Run(args.out, args.data, args.target, config, n_jobs=args.n_jobs, api_key=args.api_key,
+              progress=not args.no_progress, task=args.task, nan=args.nan, drop_redundant=args.drop_redundant)
+    report = run.execute(stop_after=args.stop_after)
+    print_summary(report, args.out)
+    return 0
+
+
+def print_summary(report: dict, out: str) -> None:
+    data = report["data"]
+    print(f"\n{data['name']}: {data['rows']} rows, {data['features']} features, {data['task']}; "
+          f"protocol {report['protocol']}, metric {report['metric']}")
+    print(f"search score of the original features: {report['original_search_score']:.4f}")
+    golden = report.get("steps", {}).get("golden")
+    if golden:
+        print(f"golden set: {golden['n_valid']} valid examples "
+              f"(best {golden['best_score']:.4f}, median {golden['median_score']:.4f}) in {golden['seconds']:.0f} s")
+        for source, info in golden["by_source"].items():
+            errors = ", ".join(f"{k} {v}" for k, v in info["errors"].items()) or "none"
+            print(f"  {source:20s} {info['valid']:4d} valid of {info['proposed']:4d}; errors: {errors}")
+        teacher = golden.get("teacher")
+        if teacher:
+            usage = teacher["usage"]
+            print(f"  teacher {teacher['backend']} ({teacher.get('model')}): {usage['calls']} calls, "
+                  f"{usage['cache_hits']} cache hits, {usage['prompt_tokens'] + usage['completion_tokens']} tokens; "
+                  f"stopped: {teacher['stopped_because']}")
+    print(f"results in {out}/ (report.json, golden.jsonl)")
+
+
+COMMANDS = {"fit": _cmd_fit}

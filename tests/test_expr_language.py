@@ -65,6 +65,7 @@ def test_quote_name_escapes_backticks():
     ("[f0 , f1 log]", ErrorKind.NO_OPERATOR),
     ("[f0 sqrt , f0 sqrt]", ErrorKind.DUPLICATE_FEATURE),
     ("[" + " ".join(["f0"] * 30 + ["+"] * 29) + "]", ErrorKind.TOO_LONG),
+    ("[f0 f1 + f2 + f0 + f1 + sqrt]", ErrorKind.TOO_LONG),
     ("[" + " , ".join(f"f{i % 3} {u}" for i, u in enumerate(UNARY[:8])) + "]", ErrorKind.TOO_MANY_FEATURES),
 ])
 def test_error_taxonomy(text, kind):
@@ -88,13 +89,13 @@ def test_hostile_text_is_only_data():
 
 # -- the grammar automaton is exact ----------------------------------------------------
 
-def _reachable_valid(alphabet, n_features, max_length, max_features):
+def _reachable_valid(alphabet, n_features, max_length, max_features, max_feature_length):
     """All structurally valid sequences over the alphabet (duplicates allowed), by brute force."""
     valid = set()
     for length in range(1, max_length + 1):
         for seq in itertools.product(alphabet, repeat=length):
             try:
-                check_structure(list(seq), n_features, max_length, max_features)
+                check_structure(list(seq), n_features, max_length, max_features, max_feature_length)
             except InvalidSequence as exc:
                 if exc.kind != ErrorKind.DUPLICATE_FEATURE:
                     continue
@@ -106,10 +107,10 @@ def test_grammar_is_exact_by_brute_force():
     # Every unary operator behaves alike in the grammar, so do binaries and features:
     # one of each kind (two features) enumerates every shape.
     alphabet = ["f0", "f1", "sqrt", "+", SEP]
-    max_length, max_features = 6, 2
+    max_length, max_features, max_feature_length = 7, 2, 4
     vocab = Vocabulary(2)
-    grammar = Grammar(vocab, max_length, max_features)
-    valid = _reachable_valid(alphabet, 2, max_length, max_features)
+    grammar = Grammar(vocab, max_length, max_features, max_feature_length)
+    valid = _reachable_valid(alphabet, 2, max_length, max_features, max_feature_length)
     prefixes = {seq[:k] for seq in valid for k in range(len(seq) + 1)}
     for prefix in prefixes:
         mask = grammar.allowed(grammar.state_of(vocab.encode(list(prefix))))
@@ -124,8 +125,9 @@ def grammar_samples(draw):
     n_features = draw(st.integers(1, 6))
     max_length = draw(st.integers(2, 30))
     max_features = draw(st.integers(1, 5))
+    max_feature_length = draw(st.integers(2, 12))
     seed = draw(st.integers(0, 2**32 - 1))
-    grammar = Grammar(Vocabulary(n_features), max_length, max_features)
+    grammar = Grammar(Vocabulary(n_features), max_length, max_features, max_feature_length)
     return grammar, grammar.sample(np.random.default_rng(seed), eos_bias=draw(st.floats(0.05, 5.0)))
 
 
@@ -134,7 +136,8 @@ def grammar_samples(draw):
 def test_every_sequence_sampled_under_the_automaton_is_valid(sample):
     grammar, tokens = sample
     try:
-        check_structure(tokens, grammar.vocab.n_features, grammar.max_length, grammar.max_features)
+        check_structure(tokens, grammar.vocab.n_features, grammar.max_length, grammar.max_features,
+                        grammar.max_feature_length)
     except InvalidSequence as exc:  # the automaton cannot see duplicates (whole-feature equality)
         assert exc.kind == ErrorKind.DUPLICATE_FEATURE
 

@@ -16,7 +16,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .operators import OPERATORS
-from .sequence import DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
+from .sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 from .vocab import EOS, SEP, Vocabulary
 
 
@@ -28,6 +28,7 @@ class GrammarState(NamedTuple):
     length: int         # tokens so far, separators included
     n_done: int         # features already closed by a separator
     finished: bool      # the end token was emitted
+    feature_length: int = 0  # tokens of the current feature
 
 
 def _tokens_to_close(depth: int, has_operator: bool) -> int:
@@ -47,12 +48,16 @@ class Grammar:
         Most tokens in a sequence, separators included, the end token not.
     max_features : int
         Most new features in one transformation.
+    max_feature_length : int
+        Most tokens in one new feature (keeps formulas readable).
     """
 
     def __init__(self, vocab: Vocabulary, max_length: int = DEFAULT_MAX_LENGTH,
-                 max_features: int = DEFAULT_MAX_FEATURES) -> None:
-        if max_length < 2:
-            raise ValueError("max_length must be at least 2 (one feature and one operator)")
+                 max_features: int = DEFAULT_MAX_FEATURES,
+                 max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH) -> None:
+        if max_length < 2 or max_feature_length < 2:
+            raise ValueError("max_length and max_feature_length must be at least 2 (a feature and an operator)")
+        self.max_feature_length = int(max_feature_length)
         if max_features < 1:
             raise ValueError("max_features must be at least 1")
         self.vocab = vocab
@@ -64,7 +69,7 @@ class Grammar:
         self._mask = lru_cache(maxsize=None)(self._compute_mask)
 
     def initial_state(self) -> GrammarState:
-        return GrammarState(0, False, 0, 0, False)
+        return GrammarState(0, False, 0, 0, False, 0)
 
     def step(self, state: GrammarState, token_id: int) -> GrammarState:
         """The state after emitting ``token_id`` (which must be allowed)."""
@@ -72,11 +77,13 @@ class Grammar:
         if token_id == vocab.eos_id:
             return state._replace(finished=True)
         if token_id == vocab.sep_id:
-            return GrammarState(0, False, state.length + 1, state.n_done + 1, False)
+            return GrammarState(0, False, state.length + 1, state.n_done + 1, False, 0)
         arity = int(self._arity[token_id])
         if arity == 0:
-            return state._replace(depth=state.depth + 1, length=state.length + 1)
-        return state._replace(depth=state.depth - arity + 1, has_operator=True, length=state.length + 1)
+            return state._replace(depth=state.depth + 1, length=state.length + 1,
+                                  feature_length=state.feature_length + 1)
+        return state._replace(depth=state.depth - arity + 1, has_operator=True, length=state.length + 1,
+                              feature_length=state.feature_length + 1)
 
     def state_of(self, token_ids: Sequence[int]) -> GrammarState:
         state = self.initial_state()
@@ -98,7 +105,8 @@ class Grammar:
         mask = np.zeros(len(vocab), dtype=bool)
         if state.finished:
             return mask
-        remaining = self.max_length - state.length
+        # A token must leave room to close the feature within both limits.
+        remaining = min(self.max_length - state.length, self.max_feature_length - state.feature_length)
         depth, has_op = state.depth, state.has_operator
         if 1 + _tokens_to_close(depth + 1, has_op) <= remaining:
             mask[vocab.feature_ids] = True
@@ -107,7 +115,7 @@ class Grammar:
         if depth >= 2 and 1 + _tokens_to_close(depth - 1, True) <= remaining:
             mask[vocab.binary_ids] = True
         closable = depth == 1 and has_op
-        if closable and state.n_done + 1 < self.max_features and 1 + 2 <= remaining:
+        if closable and state.n_done + 1 < self.max_features and 1 + 2 <= self.max_length - state.length:
             mask[vocab.sep_id] = True
         if closable:
             mask[vocab.eos_id] = True
@@ -133,7 +141,7 @@ class Grammar:
 
     def __repr__(self) -> str:
         return (f"Grammar(n_features={self.vocab.n_features}, max_length={self.max_length}, "
-                f"max_features={self.max_features})")
+                f"max_features={self.max_features}, max_feature_length={self.max_feature_length})")
 
 
 __all__ = ["Grammar", "GrammarState", "EOS", "SEP"]

@@ -24,6 +24,8 @@ from .vocab import SEP, SEP_TEXT, feature_index, feature_token
 #: Default limits of a transformation.
 DEFAULT_MAX_LENGTH = 48
 DEFAULT_MAX_FEATURES = 6
+#: Most tokens in one new feature: a formula a person can still read.
+DEFAULT_MAX_FEATURE_LENGTH = 9
 
 
 class ErrorKind(str, Enum):
@@ -77,7 +79,8 @@ def canonical_key(tokens: Sequence[str]) -> tuple[tuple[str, ...], ...]:
 
 
 def check_structure(tokens: Sequence[str], n_features: int, max_length: int = DEFAULT_MAX_LENGTH,
-                    max_features: int = DEFAULT_MAX_FEATURES) -> list[list[str]]:
+                    max_features: int = DEFAULT_MAX_FEATURES,
+                    max_feature_length: int | None = DEFAULT_MAX_FEATURE_LENGTH) -> list[list[str]]:
     """Check that ``tokens`` is a well-formed transformation; return its features.
 
     Raises
@@ -105,6 +108,9 @@ def check_structure(tokens: Sequence[str], n_features: int, max_length: int = DE
     for number, feature in enumerate(features, 1):
         if not feature:
             raise InvalidSequence(ErrorKind.EMPTY_FEATURE, f"feature {number} is empty")
+        if max_feature_length is not None and len(feature) > max_feature_length:
+            raise InvalidSequence(ErrorKind.TOO_LONG, f"feature {number} has {len(feature)} tokens, "
+                                                      f"at most {max_feature_length} allowed")
         depth = 0
         for token in feature:
             op = OPERATORS.get(token)

