@@ -121,7 +121,8 @@ class Evaluator:
         self.model = model
         self.metric_name = DEFAULT_METRIC[self.task]
         self.metric = METRICS[self.metric_name]
-        self.n_jobs = int(n_jobs)
+        from joblib import effective_n_jobs
+        self.n_jobs = int(effective_n_jobs(n_jobs))  # -1: all cores
         self.max_length, self.max_features = max_length, max_features
         self.max_feature_length = max_feature_length
         self.split_seed = split_seed

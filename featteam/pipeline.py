@@ -120,7 +120,7 @@ class Run:
     progress : bool
     """
 
-    def __init__(self, out: str | Path, data: str | Path, target: str, config: FitConfig, n_jobs: int = 1,
+    def __init__(self, out: str | Path, data: str | Path, target: str, config: FitConfig, n_jobs: int = -1,
                  api_key: str | None = None, progress: bool = True, task: str | None = None,
                  nan: str = "impute", drop_redundant: bool = False) -> None:
         self.out = Path(out)

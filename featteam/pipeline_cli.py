@@ -31,7 +31,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-golden", type=int, help="distinct valid golden examples wanted")
     p.add_argument("--model-downstream", dest="downstream_model", choices=["rf", "et"], help="downstream model")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-jobs", type=int, default=1, help="parallel scoring jobs (results do not depend on it)")
+    p.add_argument("--n-jobs", type=int, default=-1,
+                   help="parallel scoring jobs, -1 for all cores (default; results do not depend on it)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

@@ -209,7 +209,7 @@ class GoldenSetBuilder:
             need = self.n_golden - len(self.valid)
             parents = self._best(max(4, len(self.valid) // 4))
             candidates = []
-            for _ in range(min(batch, need + 2)):
+            for _ in range(min(batch, need)):
                 draw = explorer.rng.random()
                 n_random = sum(e.source == "explore:random" for e in self.examples)
                 if len(parents) < 4 or draw < 0.25 or n_random < 0.2 * self.n_golden:

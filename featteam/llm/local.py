@@ -160,8 +160,8 @@ class LocalLM(LLMBackend):
         self.model_name = str(model) if model else DEFAULT_MODEL
         self.temperature = temperature
         self.batch_size = batch_size
-        self.cache = cache or ResponseCache(None)
-        self.usage = usage or Usage()
+        self.cache = cache if cache is not None else ResponseCache(None)
+        self.usage = usage if usage is not None else Usage()
         self._lm = None
         self._tries: dict[Any, ExpressionTrie] = {}
 

@@ -51,8 +51,8 @@ class OpenAIChat(LLMBackend):
                                 "or give --base-url for a local server that needs none")
         self.temperature, self.max_tokens = temperature, max_tokens
         self.max_retries, self.backoff = max_retries, backoff
-        self.cache = cache or ResponseCache(None)
-        self.usage = usage or Usage()
+        self.cache = cache if cache is not None else ResponseCache(None)
+        self.usage = usage if usage is not None else Usage()
         self._client = openai.OpenAI(api_key=key or "not-needed", base_url=self.base_url, timeout=timeout,
                                      max_retries=0)
         self._retryable = (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
