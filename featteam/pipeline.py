@@ -32,7 +32,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"n_golden": 40, "teacher_share": 0.2, "answers_per_call": 4, "max_teacher_rounds": 2},
     "quick": {"n_golden": 60, "teacher_share": 0.2, "answers_per_call": 8, "max_teacher_rounds": 3},
     "default": {"n_golden": 150, "teacher_share": 0.2, "answers_per_call": 8, "max_teacher_rounds": 6},
-    "paper": {"n_golden": 500, "teacher_share": 0.5, "answers_per_call": 8, "max_teacher_rounds": 40},
+    "paper": {"n_golden": 500, "teacher_share": 0.5, "answers_per_call": 8, "max_teacher_rounds": 40,
+              "search_top_k": 20, "beam": 5},
 }
 
 
@@ -58,6 +59,11 @@ class FitConfig:
     max_features: int = DEFAULT_MAX_FEATURES
     max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH
     seed: int = 0
+    # step 2
+    search_top_k: int = 20
+    step_sizes: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0)
+    beam: int = 5
+    latent_max_seconds: float = 170.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -87,6 +93,7 @@ STEP_SETTINGS: dict[str, tuple[str, ...]] = {
     "golden": ("protocol", "teacher", "teacher_model", "base_url", "n_golden", "teacher_share", "answers_per_call",
                "max_teacher_rounds", "max_calls", "max_tokens", "anonymous", "temperature", "downstream_model",
                "max_length", "max_features", "max_feature_length", "seed"),
+    "latent": ("search_top_k", "step_sizes", "beam", "latent_max_seconds"),
 }
 
 
@@ -219,6 +226,36 @@ class Run:
         self.record("golden", builder.report())
         return examples
 
+    def write_candidates(self, mode: str, records: list[dict[str, Any]]) -> None:
+        """Replace the candidates of ``mode`` in candidates.jsonl, keeping the other modes'."""
+        path = self.out / "candidates.jsonl"
+        kept = []
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("mode") != mode]
+        with open(path, "w") as handle:
+            for line in kept:
+                handle.write(line + "\n")
+            for record in records:
+                handle.write(json.dumps(record, default=str) + "\n")
+
+    def read_candidates(self, mode: str | None = None) -> list[dict[str, Any]]:
+        path = self.out / "candidates.jsonl"
+        if not path.exists():
+            return []
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [r for r in rows if mode is None or r.get("mode") == mode]
+
+    def step_latent(self, evaluator: Evaluator, golden: list) -> None:
+        from .steps_latent import run_latent_step
+
+        if self.done("latent") and (self.out / "latent" / "latent.json").exists():
+            logger.info("latent step already done")
+            return
+        entry, records = run_latent_step(self, evaluator, golden)
+        self.write_candidates("ml", records)
+        self.record("latent", entry)
+
     def execute(self, stop_after: str = "teaming") -> dict[str, Any]:
         """Run the steps up to ``stop_after``; returns the report."""
         if stop_after not in STEPS:
@@ -233,9 +270,11 @@ class Run:
             "protocol": self.config.protocol, "metric": evaluator.metric_name,
         })
         self.report.setdefault("original_search_score", evaluator.score_original())
-        self.step_golden(evaluator)
-        if stop_after != "golden":
-            raise FeatteamError(f"step {stop_after!r} is not available yet: use --stop-after golden")
+        golden = self.step_golden(evaluator)
+        if STEPS.index(stop_after) >= STEPS.index("latent"):
+            self.step_latent(evaluator, golden)
+        if STEPS.index(stop_after) > STEPS.index("latent"):
+            raise FeatteamError(f"step {stop_after!r} is not available yet: use --stop-after golden or latent")
         self.report["seconds"] = round(time.perf_counter() - start, 2)
         self.save_report()
         return self.report
