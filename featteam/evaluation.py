@@ -19,8 +19,10 @@ not depend on ``n_jobs`` (every fit uses a fixed ``random_state``).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
@@ -145,6 +147,30 @@ class Evaluator:
             self.folds = [(fit, held) for fit, held in splitter.split(np.zeros(len(y_search)), y_search)]
         self.cache: dict[tuple[str, ...], Scored] = {}
         self.n_scored = 0
+        self.cache_path: Path | None = None
+
+    def persist(self, path: str | Path) -> None:
+        """Keep scores in a JSON-lines file: load what is there, append every new score.
+
+        A run that is stopped and started again scores nothing twice."""
+        self.cache_path = Path(path)
+        if self.cache_path.exists():
+            for line in self.cache_path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    self.cache[tuple(row["tokens"])] = Scored(tuple(row["tokens"]), row["score"],
+                                                              ErrorKind(row["error"]) if row["error"] else None,
+                                                              row.get("message", ""))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a kill: score it again
+
+    def _remember(self, results: list[Scored]) -> None:
+        if self.cache_path is None or not results:
+            return
+        with open(self.cache_path, "a") as handle:
+            for r in results:
+                handle.write(json.dumps({"tokens": list(r.tokens), "score": r.score,
+                                         "error": r.error.value if r.error else None, "message": r.message}) + "\n")
 
     # -- features ------------------------------------------------------------------
 
@@ -194,6 +220,7 @@ class Evaluator:
         result = _score_one(self, key)
         self.cache[key] = result
         self.n_scored += 1
+        self._remember([result])
         return result
 
     def score_many(self, sequences: Iterable[Sequence[str]], progress: bool = False,
@@ -211,6 +238,7 @@ class Evaluator:
             for s, r in zip(todo, results):
                 self.cache[s] = r
             self.n_scored += len(todo)
+            self._remember(results)
         return [self.cache[s] for s in sequences]
 
     def score_original(self) -> float:
@@ -239,6 +267,7 @@ class Evaluator:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["cache"] = {}  # workers need not receive the cache
+        state["cache_path"] = None
         return state
 
 

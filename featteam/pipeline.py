@@ -64,6 +64,13 @@ class FitConfig:
     step_sizes: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0)
     beam: int = 5
     latent_max_seconds: float = 170.0
+    # step 3
+    student_model: str | None = None
+    student_lora: bool = True
+    student_epochs: int = 2
+    student_max_seconds: float = 240.0
+    student_weighting: str = "rank"
+    student_samples: int = 64
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -94,6 +101,8 @@ STEP_SETTINGS: dict[str, tuple[str, ...]] = {
                "max_teacher_rounds", "max_calls", "max_tokens", "anonymous", "temperature", "downstream_model",
                "max_length", "max_features", "max_feature_length", "seed"),
     "latent": ("search_top_k", "step_sizes", "beam", "latent_max_seconds"),
+    "student": ("student_model", "student_lora", "student_epochs", "student_max_seconds", "student_weighting",
+                "student_samples"),
 }
 
 
@@ -187,6 +196,10 @@ class Run:
                               n_jobs=self.n_jobs, max_length=self.config.max_length,
                               max_features=self.config.max_features,
                               max_feature_length=self.config.max_feature_length)
+        # Scores depend on the data and on how they are computed, not on the search settings.
+        scoring = self.config.key("protocol", "downstream_model", "max_length", "max_features",
+                                  "max_feature_length")
+        evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}.jsonl")
         return dataset, evaluator
 
     def make_teacher(self):
@@ -256,6 +269,16 @@ class Run:
         self.write_candidates("ml", records)
         self.record("latent", entry)
 
+    def step_student(self, evaluator: Evaluator, golden: list) -> None:
+        from .steps_student import run_student_step
+
+        if self.done("student") and (self.out / "student" / "student.json").exists():
+            logger.info("student step already done")
+            return
+        entry, records = run_student_step(self, evaluator, golden)
+        self.write_candidates("student", records)
+        self.record("student", entry)
+
     def execute(self, stop_after: str = "teaming") -> dict[str, Any]:
         """Run the steps up to ``stop_after``; returns the report."""
         if stop_after not in STEPS:
@@ -273,8 +296,10 @@ class Run:
         golden = self.step_golden(evaluator)
         if STEPS.index(stop_after) >= STEPS.index("latent"):
             self.step_latent(evaluator, golden)
-        if STEPS.index(stop_after) > STEPS.index("latent"):
-            raise FeatteamError(f"step {stop_after!r} is not available yet: use --stop-after golden or latent")
+        if STEPS.index(stop_after) >= STEPS.index("student"):
+            self.step_student(evaluator, golden)
+        if STEPS.index(stop_after) > STEPS.index("student"):
+            raise FeatteamError(f"step {stop_after!r} is not available yet: use --stop-after golden, latent or student")
         self.report["seconds"] = round(time.perf_counter() - start, 2)
         self.save_report()
         return self.report

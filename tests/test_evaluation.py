@@ -59,3 +59,17 @@ def test_honest_protocol_never_uses_test_rows_for_search(small_regression):
 def test_new_features_help_on_a_product_target(small_regression):
     evaluator = Evaluator(prepare(small_regression, "target"), "honest")
     assert evaluator.final_score(["f0", "f1", "*"]) > evaluator.final_score(None) + 0.1
+
+
+def test_scores_persist_across_evaluators(tmp_path, small_regression):
+    dataset = prepare(small_regression, "target")
+    first = Evaluator(dataset, "honest")
+    first.persist(tmp_path / "scores.jsonl")
+    a = first.score_many([["f0", "f1", "*"], ["f0", "f0", "-"]])
+    with open(tmp_path / "scores.jsonl", "a") as handle:
+        handle.write('{"tokens": ["f0", "lo')  # a line cut short by a kill
+    second = Evaluator(dataset, "honest")
+    second.persist(tmp_path / "scores.jsonl")
+    b = second.score_many([["f0", "f1", "*"], ["f0", "f0", "-"]])
+    assert second.n_scored == 0
+    assert [r.score for r in a] == [r.score for r in b] and b[1].error == ErrorKind.CONSTANT_FEATURE
