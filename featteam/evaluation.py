@@ -212,6 +212,12 @@ class Evaluator:
         """Raise InvalidSequence if ``tokens`` is not a valid transformation of this dataset."""
         check_structure(tokens, self.X.shape[1], self.max_length, self.max_features, self.max_feature_length)
 
+    def check_values(self, tokens: Sequence[str]) -> None:
+        """Raise InvalidSequence if the new columns are constant, duplicate or non-finite
+        on the scoring rows (the cheap part of scoring, without the model)."""
+        self.check(tokens)
+        self._features(tokens, self.search_rows, np.arange(len(self.search_rows)))
+
     def score(self, tokens: Sequence[str] | None) -> Scored:
         """The search score of ``tokens`` (None: the original features), cached."""
         key = tuple(tokens or ())

@@ -68,7 +68,34 @@ def print_summary(report: dict, out: str) -> None:
             print(f"  teacher {teacher['backend']} ({teacher.get('model')}): {usage['calls']} calls, "
                   f"{usage['cache_hits']} cache hits, {usage['prompt_tokens'] + usage['completion_tokens']} tokens; "
                   f"stopped: {teacher['stopped_because']}")
-    print(f"results in {out}/ (report.json, golden.jsonl)")
+    steps = report.get("steps", {})
+    latent = steps.get("latent")
+    if latent:
+        print(f"latent model: held-out token accuracy {latent['validation_token_accuracy']:.3f}, evaluator "
+              f"Spearman {_fmt(latent['validation_evaluator_spearman'])}, trained in {latent['train_seconds']:.0f} s")
+    for step, label in (("latent", "ml"), ("teaming", "teaming")):
+        entry = steps.get(step)
+        if entry:
+            print(f"{label:8s} decoder: unmasked error rate {_fmt(entry['unmasked']['error_rate'])} "
+                  f"{entry['unmasked']['errors'] or ''}; masked best {_fmt(entry['masked']['best_score'])}")
+    student = steps.get("student")
+    if student:
+        before, after = student["unmasked_before_finetuning"], student["unmasked_after_finetuning"]
+        print(f"student: unmasked validity {before['valid']}/{before['n']} before fine-tuning, "
+              f"{after['valid']}/{after['n']} after; fine-tuned in {student['finetune']['seconds']:.0f} s")
+    result = report.get("result")
+    if result:
+        print(f"\nchosen ({result['mode']}): {', '.join(result['formulas'])}")
+        print(f"{report['metric']} under the {report['protocol']} protocol: original {result['original_score']:.4f} "
+              f"-> with the new features {result['score']:.4f} ({result['gain']:+.4f})")
+        print(f"written: {out}/transformation.json (apply with `featteam transform`), report.json, "
+              "candidates.jsonl, scores_by_mode.png")
+    else:
+        print(f"results in {out}/ (report.json, golden.jsonl, candidates.jsonl)")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 COMMANDS = {"fit": _cmd_fit}

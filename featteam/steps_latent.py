@@ -11,14 +11,17 @@ import numpy as np
 
 from .decoding import beam_search
 from .evaluation import Evaluator
-from .expr import InvalidSequence, canonical_key, render, to_postfix_text
+from .expr import ErrorKind, InvalidSequence, canonical_key, render, to_postfix_text
 
 logger = logging.getLogger(__name__)
 
 
 def decoded_records(mode: str, points: list[dict[str, Any]], beams, evaluator: Evaluator, masked: bool,
-                    columns: list[str]) -> list[dict[str, Any]]:
-    """One record per decoded point: the best finished beam, its validity and (if valid) its score."""
+                    columns: list[str], score_unmasked: bool = True) -> list[dict[str, Any]]:
+    """One record per decoded point: the best finished beam, its validity and (if valid) its score.
+
+    Unmasked decodes are checked (structure, then values) but scored only with
+    ``score_unmasked``: they exist to count errors."""
     vocab = evaluator.grammar().vocab
     records, to_score = [], []
     for point, point_beams in zip(points, beams):
@@ -30,23 +33,26 @@ def decoded_records(mode: str, points: list[dict[str, Any]], beams, evaluator: E
                   "finished": bool(best and best.finished)}
         try:
             if not record["finished"]:
-                raise InvalidSequence(_unfinished_kind(tokens), "the decoder did not emit the end token")
+                raise InvalidSequence(ErrorKind.TOO_LONG, "the decoder did not emit the end token")
             evaluator.check(tokens)
             record["formula"] = render(tokens, columns)
             to_score.append(record)
         except InvalidSequence as exc:
             record.update(valid=False, error=exc.kind.value, message=str(exc), score=None)
         records.append(record)
+    if not masked and not score_unmasked:
+        for record in to_score:
+            try:
+                evaluator.check_values(record["tokens"])
+                record.update(valid=True, error=None, message="", score=None)
+            except InvalidSequence as exc:
+                record.update(valid=False, error=exc.kind.value, message=str(exc), score=None)
+        return records
     results = evaluator.score_many([r["tokens"] for r in to_score])
     for record, result in zip(to_score, results):
         record.update(valid=result.valid, error=result.error.value if result.error else None,
                       message=result.message, score=result.score)
     return records
-
-
-def _unfinished_kind(tokens):
-    from .expr import ErrorKind
-    return ErrorKind.TOO_LONG
 
 
 def error_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -58,9 +64,7 @@ def error_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def score_summary(records: list[dict[str, Any]], golden_keys: set | None = None) -> dict[str, Any]:
     """Best and median scores of the valid records, and how many are distinct and new."""
-    from .expr import canonical_key
-
-    valid = [r for r in records if r["valid"]]
+    valid = [r for r in records if r["valid"] and r.get("score") is not None]
     scores = [r["score"] for r in valid]
     keys = {canonical_key(r["tokens"]) for r in valid}
     summary = {"best_score": max(scores) if scores else None,
@@ -90,7 +94,7 @@ def run_latent_step(run, evaluator: Evaluator, golden: list) -> tuple[dict[str, 
     for masked in (True, False):
         source = LatentDecoderSource(model, z, [p["seed"] for p in points])
         beams = beam_search(source, len(points), grammar, beam=config.beam, masked=masked)
-        records += decoded_records("ml", points, beams, evaluator, masked, columns)
+        records += decoded_records("ml", points, beams, evaluator, masked, columns, score_unmasked=False)
     golden_scores = [e.score for e in valid]
     golden_keys = {canonical_key(e.tokens) for e in valid}
     masked_records = [r for r in records if r["masked"]]

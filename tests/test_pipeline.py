@@ -1,0 +1,74 @@
+"""featteam fit end to end with tiny budgets: all four steps, outputs, resume, the estimator."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featteam.cli import main
+from featteam.expr import Transformation
+from featteam.pipeline import FitConfig, Run
+
+TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_max_seconds=15.0,
+            student_epochs=1, student_max_seconds=8.0, student_samples=4)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 4))
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    frame["y"] = X[:, 0] * X[:, 1] + np.abs(X[:, 2]) + 0.1 * rng.normal(size=160)
+    path = tmp_path_factory.mktemp("data") / "table.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+@pytest.mark.slow
+def test_fit_runs_all_steps_and_resumes(tmp_path, table):
+    path, frame = table
+    config = FitConfig.from_preset("quick", **TINY)
+    report = Run(tmp_path / "run", path, "y", config, n_jobs=2, progress=False).execute()
+    for name in ("transformation.json", "report.json", "candidates.jsonl", "golden.jsonl", "scores_by_mode.png",
+                 "student_loss.png", "latent/latent.safetensors", "student/student.json"):
+        assert (tmp_path / "run" / name).exists(), name
+    result = report["result"]
+    assert set(result["per_mode"]) >= {"explore", "ml", "teaming"}
+    assert report["steps"]["teaming"]["masked"]["error_rate"] <= report["steps"]["teaming"]["unmasked"]["error_rate"]
+    modes = {json.loads(line)["mode"] for line in (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()}
+    assert modes == {"ml", "student", "teaming"}
+    # The transformation deploys on raw rows.
+    t = Transformation.load(tmp_path / "run" / "transformation.json")
+    assert t.transform(frame.drop(columns="y")).shape == (160, len(t.formulas))
+    # Started again with the same arguments, nothing is recomputed.
+    again = Run(tmp_path / "run", path, "y", config, n_jobs=1, progress=False)
+    before = (tmp_path / "run" / "golden.jsonl").stat().st_mtime_ns
+    report2 = again.execute()
+    assert (tmp_path / "run" / "golden.jsonl").stat().st_mtime_ns == before
+    assert report2["result"]["formulas"] == result["formulas"]
+    assert report2["result"]["score"] == result["score"]
+
+
+def test_stop_after_golden_then_latent_reuses_golden(tmp_path, table, capsys):
+    path, _ = table
+    args = ["fit", str(path), "--target", "y", "--out", str(tmp_path / "r"), "--teacher", "none", "--n-golden", "15",
+            "--preset", "quick", "--no-progress", "--n-jobs", "1"]
+    assert main(args + ["--stop-after", "golden"]) == 0
+    assert "golden set: 15 valid examples" in capsys.readouterr().out
+    scores = next((tmp_path / "r").glob("scores-*.jsonl"))
+    n_scored = len(scores.read_text().splitlines())
+    assert main(args + ["--stop-after", "latent"]) == 0
+    out = capsys.readouterr().out
+    assert "latent model: held-out token accuracy" in out and "ml       decoder" in out
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert set(report["steps"]) == {"golden", "latent"}
+    # Golden candidates were not scored again: only the decoded ones were added.
+    rescored = scores.read_text().splitlines()[:n_scored]
+    assert len(rescored) == n_scored
+
+
+def test_fit_bad_input_is_one_line(tmp_path, table, capsys):
+    path, _ = table
+    assert main(["fit", str(path), "--target", "nope", "--out", str(tmp_path / "r")]) == 1
+    assert "target column 'nope' not found" in capsys.readouterr().err
