@@ -40,10 +40,10 @@ PRESETS: dict[str, dict[str, Any]] = {
               "student_max_seconds": 20.0, "student_samples": 12},
     "default": {"n_golden": 100, "teacher_share": 0.2, "max_teacher_rounds": 3, "search_top_k": 10,
                 "step_sizes": (1.0, 2.0, 3.0, 4.0, 5.0), "beam": 5, "latent_max_seconds": 90.0,
-                "student_epochs": 3, "student_max_seconds": 150.0, "student_samples": 32},
+                "student_epochs": 4, "student_max_seconds": 150.0, "student_samples": 32},
     "paper": {"n_golden": 500, "teacher_share": 0.5, "max_teacher_rounds": 40, "search_top_k": 20,
               "step_sizes": (1.0, 2.0, 3.0, 4.0, 5.0), "beam": 5, "latent_max_seconds": 170.0,
-              "student_epochs": 3, "student_max_seconds": 300.0, "student_samples": 64},
+              "student_epochs": 4, "student_max_seconds": 270.0, "student_samples": 64},
 }
 
 
@@ -77,8 +77,8 @@ class FitConfig:
     # step 3
     student_model: str | None = None
     student_lora: bool = True
-    student_epochs: int = 2
-    student_max_seconds: float = 240.0
+    student_epochs: int = 4
+    student_max_seconds: float = 270.0
     student_weighting: str = "rank"
     student_samples: int = 64
     # step 4

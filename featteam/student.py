@@ -8,6 +8,11 @@ from the base model's embeddings of the token's text (`` sqrt``, `` f3``), so th
 untrained student already means something.  The base LM is adapted with LoRA
 (peft) by default, or fully fine-tuned.
 
+Each expression token's input also carries the stack depth after it (a learned
+embedding, zero at first): the student sees the structure it writes, as a
+transformer sees positions, and learns postfix arity far faster.  This is input,
+not a mask: unmasked sampling is still free to write invalid sequences.
+
 Examples are weighted by the rank of their score (weights 0.5 to 1.5), so the
 student learns the language from every golden example and leans to the good ones.
 """
@@ -25,11 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .expr import EOS, SEP, Grammar, Vocabulary
+from .expr import EOS, OPERATORS, SEP, Grammar, Vocabulary
 from .llm.local import DEFAULT_MODEL, load_causal_lm
 from .llm.torch_utils import lm_step, repeat_cache
 
 logger = logging.getLogger(__name__)
+
+#: Deepest stack the depth embedding distinguishes (deeper is clamped).
+MAX_DEPTH = 16
 
 
 @dataclass
@@ -38,10 +46,11 @@ class StudentConfig:
     lora: bool = True
     lora_r: int = 8
     lora_alpha: int = 16
-    lr: float = 1e-3
+    lr: float = 3e-3
     batch_size: int = 8
-    max_epochs: int = 3
-    max_seconds: float = 240.0
+    max_epochs: int = 4
+    max_seconds: float = 270.0
+    temperature: float = 0.7
     weighting: str = "rank"  # rank | none
     seed: int = 0
 
@@ -85,6 +94,10 @@ class Student:
         init = torch.stack(rows)
         self.token_embeddings = nn.Parameter(init.clone())
         self.head = nn.Parameter(init.clone())  # the LM's output head is tied to its embeddings
+        self.depth_embeddings = nn.Parameter(torch.zeros(MAX_DEPTH + 1, init.shape[1]))
+        self._arity = torch.zeros(len(vocab), dtype=torch.long)
+        for token, op in OPERATORS.items():
+            self._arity[vocab.index[token]] = op.arity
         self.prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
         self._prompt_cache = None
         # <pad> and <sos> are no expression a model may write: never predicted.
@@ -114,7 +127,26 @@ class Student:
         return self.lm.get_input_embeddings()(ids)
 
     def parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.lm.parameters() if p.requires_grad] + [self.token_embeddings, self.head]
+        return [p for p in self.lm.parameters() if p.requires_grad] + [self.token_embeddings, self.head,
+                                                                        self.depth_embeddings]
+
+    def next_depth(self, depth: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+        """Stack depth after each token (features push, operators pop arity - 1, separators reset)."""
+        arity = self._arity[token_ids]
+        is_feature = torch.isin(token_ids, torch.as_tensor(self.vocab.feature_ids))
+        new = torch.where(is_feature, depth + 1, torch.where(arity > 0, depth - arity + 1, depth))
+        new = torch.where(token_ids == self.vocab.sep_id, torch.zeros_like(new), new)
+        return new.clamp(0, MAX_DEPTH)
+
+    def embed_tokens(self, token_ids: torch.Tensor, depth_after: torch.Tensor) -> torch.Tensor:
+        return self.token_embeddings[token_ids] + self.depth_embeddings[depth_after]
+
+    def _depths(self, token_ids: list[int]) -> torch.Tensor:
+        depth, out = torch.zeros((), dtype=torch.long), []
+        for t in token_ids:
+            depth = self.next_depth(depth, torch.tensor(t))
+            out.append(depth)
+        return torch.stack(out) if out else torch.zeros(0, dtype=torch.long)
 
     # -- fine-tuning --------------------------------------------------------------
 
@@ -186,8 +218,8 @@ class Student:
         prompt = self._prompt_embeds()
         embeds, mask, labels = [], [], torch.full((len(targets), width), -100, dtype=torch.long)
         for i, t in enumerate(targets):
-            inputs = self.token_embeddings[torch.tensor(t[:-1], dtype=torch.long)] if len(t) > 1 else \
-                torch.zeros(0, prompt.shape[1])
+            ids = torch.tensor(t[:-1], dtype=torch.long)
+            inputs = self.embed_tokens(ids, self._depths(t[:-1])) if len(t) > 1 else torch.zeros(0, prompt.shape[1])
             pad = torch.zeros(width - len(t), prompt.shape[1])
             embeds.append(torch.cat([prompt, inputs, pad]))
             mask.append(torch.tensor([1] * (n_prompt + len(t) - 1) + [0] * (width - len(t))))
@@ -214,9 +246,11 @@ class Student:
     def source(self) -> "StudentSource":
         return StudentSource(self)
 
-    def sample(self, n: int, grammar: Grammar, masked: bool = True, temperature: float = 1.0,
+    def sample(self, n: int, grammar: Grammar, masked: bool = True, temperature: float | None = None,
                seed: int = 0) -> list[list[str]]:
-        """``n`` sampled sequences, batched with a KV cache (one forward per step for all)."""
+        """``n`` sampled sequences, batched with a KV cache (one forward per step for all);
+        ``temperature`` defaults to the config's."""
+        temperature = self.config.temperature if temperature is None else temperature
         generator = torch.Generator().manual_seed(seed)
         source = self.source()
         state = source.start(n, 1)
@@ -257,7 +291,9 @@ class Student:
         elif not self.config.lora:
             self.lm.save_pretrained(directory / "model")
         save_file({"token_embeddings": self.token_embeddings.detach().contiguous(),
-                   "head": self.head.detach().contiguous()}, str(directory / "expression_tokens.safetensors"))
+                   "head": self.head.detach().contiguous(),
+                   "depth_embeddings": self.depth_embeddings.detach().contiguous()},
+                  str(directory / "expression_tokens.safetensors"))
         self.tokenizer.save_pretrained(directory / "tokenizer")
         (directory / "student.json").write_text(json.dumps({
             "schema_version": 1, "n_features": self.vocab.n_features, "prompt": self.prompt,
@@ -280,6 +316,7 @@ class Student:
         tensors = load_file(str(directory / "expression_tokens.safetensors"))
         student.token_embeddings = nn.Parameter(tensors["token_embeddings"])
         student.head = nn.Parameter(tensors["head"])
+        student.depth_embeddings = nn.Parameter(tensors["depth_embeddings"])
         student.metrics, student.loss_curve = meta.get("metrics", {}), meta.get("loss_curve", [])
         student.lm.eval()
         return student
@@ -302,7 +339,8 @@ class StudentSource:
         hidden, cache = self.student._prompt_state()
         rows = n_inputs * beam
         cache = repeat_cache(copy.deepcopy(cache), rows)
-        return {"cache": cache, "hidden": hidden.expand(rows, -1), "first": True}
+        return {"cache": cache, "hidden": hidden.expand(rows, -1), "first": True,
+                "depth": torch.zeros(rows, dtype=torch.long)}
 
     def step(self, state, last_tokens: np.ndarray):
         student = self.student
@@ -311,15 +349,17 @@ class StudentSource:
                 hidden = state["hidden"]
                 state = {**state, "first": False}
             else:
-                embeds = student.token_embeddings[torch.tensor(np.asarray(last_tokens), dtype=torch.long)].unsqueeze(1)
-                out, cache = student._hidden(embeds, None, state["cache"])
+                ids = torch.tensor(np.asarray(last_tokens), dtype=torch.long)
+                depth = student.next_depth(state["depth"], ids)
+                out, cache = student._hidden(student.embed_tokens(ids, depth).unsqueeze(1), None, state["cache"])
                 hidden = out[:, -1]
-                state = {**state, "cache": cache}
+                state = {**state, "cache": cache, "depth": depth}
             logp = torch.log_softmax(student._logits(hidden), dim=-1).numpy().astype(np.float64)
         return logp, state
 
     def reorder(self, state, rows: np.ndarray):
         cache = state["cache"]
         cache.reorder_cache(torch.tensor(rows, dtype=torch.long))
-        hidden = state["hidden"][torch.tensor(rows, dtype=torch.long)] if state["first"] else state["hidden"]
-        return {**state, "cache": cache, "hidden": hidden}
+        index = torch.tensor(rows, dtype=torch.long)
+        hidden = state["hidden"][index] if state["first"] else state["hidden"]
+        return {**state, "cache": cache, "hidden": hidden, "depth": state["depth"][index]}
