@@ -101,8 +101,6 @@ def _tokens_for(transformation, columns: list[str]) -> list[str]:
 
 
 def _cmd_transform(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .data import Preprocessor, load_table
     from .expr import Transformation
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import f1_score
@@ -141,7 +141,6 @@ class Evaluator:
             raise FeatteamError("the split used for scoring holds a single class: too few rows to evaluate")
         if len(self.search_rows) < n_splits * 2:
             raise FeatteamError(f"{len(self.search_rows)} rows in the scoring split are too few for {n_splits}-fold CV")
-        import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # a rare class: sklearn warns once per split
             self.folds = [(fit, held) for fit, held in splitter.split(np.zeros(len(y_search)), y_search)]
@@ -194,8 +193,8 @@ class Evaluator:
             features = self._features(tokens, rows, np.arange(len(rows)))
         for fit, held in self.folds:
             if self.protocol == "honest":
+                # Fit imputation and stateful operators on this fold's training rows only.
                 order = np.concatenate([fit, held])
-                features_fold = np.empty((len(rows), 0))
                 computed = self._features(tokens, rows[order], np.arange(len(fit)))
                 features_fold = np.empty_like(computed)
                 features_fold[order] = computed
@@ -288,11 +287,9 @@ def _score_one(evaluator: Evaluator, tokens: tuple[str, ...]) -> Scored:
 
 def _nan_medians(X: np.ndarray) -> np.ndarray:
     finite = np.where(np.isfinite(X), X, np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            medians = np.nanmedian(finite, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: filled with 0 below
+        medians = np.nanmedian(finite, axis=0)
     return np.where(np.isfinite(medians), medians, 0.0)
 
 
@@ -302,4 +299,4 @@ def describe_protocol(protocol: Protocol) -> str:
 
 
 __all__ = ["Evaluator", "METRICS", "PROTOCOLS", "Scored", "f1_weighted", "make_model", "one_minus_rae",
-           "describe_protocol", "pd"]
+           "describe_protocol"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from .pipeline import PRESETS, STEPS, FitConfig, Run
 

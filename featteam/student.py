@@ -32,7 +32,7 @@ from torch import nn
 
 from .expr import EOS, OPERATORS, SEP, Grammar, Vocabulary
 from .llm.local import DEFAULT_MODEL, load_causal_lm
-from .llm.torch_utils import lm_step, repeat_cache
+from .llm.torch_utils import repeat_cache
 
 logger = logging.getLogger(__name__)
 

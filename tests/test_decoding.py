@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from featteam.decoding import MixtureSource, beam_search
-from featteam.expr import ErrorKind, Grammar, InvalidSequence, Vocabulary, check_structure
+from featteam.expr import Grammar, InvalidSequence, Vocabulary, check_structure
 
 
 class RandomSource:

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from featteam.data import load_dataset, prepare
 from featteam.evaluation import Evaluator, one_minus_rae

@@ -1,10 +1,7 @@
 """Step 1: teacher backends, answer parsing, response cache, exploration and the golden set."""
 
 import json
-import os
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from featteam.data import prepare
