@@ -32,6 +32,8 @@ class FeatTeam(TransformerMixin, BaseEstimator):
     n_jobs : int
         Parallel scoring jobs; results do not depend on it.
     progress : bool
+    settings : dict, optional
+        Overrides of the preset's settings (any field of ``featteam.pipeline.FitConfig``).
 
     Attributes
     ----------
@@ -45,7 +47,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
 
     def __init__(self, preset: str = "quick", protocol: str = "honest", teacher: str = "local", task: str | None = None,
                  run_dir: str | None = None, keep_original: bool = True, random_state: int = 0, n_jobs: int = -1,
-                 progress: bool = False) -> None:
+                 progress: bool = False, settings: dict | None = None) -> None:
         self.preset = preset
         self.protocol = protocol
         self.teacher = teacher
@@ -55,6 +57,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.progress = progress
+        self.settings = settings
 
     def fit(self, X, y) -> "FeatTeam":
         from .pipeline import FitConfig, Run
@@ -73,8 +76,8 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         directory.mkdir(parents=True, exist_ok=True)
         data_path = directory / "training_data.csv"
         frame.to_csv(data_path, index=False)
-        config = FitConfig.from_preset(self.preset, protocol=self.protocol, teacher=self.teacher,
-                                       seed=self.random_state)
+        config = FitConfig.from_preset(self.preset, **{**(self.settings or {}), "protocol": self.protocol,
+                                                       "teacher": self.teacher, "seed": self.random_state})
         run = Run(directory / "run", data_path, target, config, n_jobs=self.n_jobs, progress=self.progress,
                   task=self.task)
         self.report_ = run.execute()

@@ -72,3 +72,24 @@ def test_fit_bad_input_is_one_line(tmp_path, table, capsys):
     path, _ = table
     assert main(["fit", str(path), "--target", "nope", "--out", str(tmp_path / "r")]) == 1
     assert "target column 'nope' not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_featteam_estimator_in_a_pipeline(tmp_path, table):
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.pipeline import make_pipeline
+
+    from featteam.estimator import FeatTeam
+
+    _, frame = table
+    X, y = frame.drop(columns="y"), frame["y"].to_numpy()
+    settings = {k: v for k, v in TINY.items() if k != "teacher"}
+    searcher = FeatTeam(preset="quick", teacher="none", run_dir=str(tmp_path), settings=settings, n_jobs=2)
+    searcher.set_output(transform="pandas")
+    out = searcher.fit(X, y).transform(X)
+    assert list(out.columns[:4]) == ["a", "b", "c", "d"]
+    assert list(out.columns[4:]) == searcher.transformation_.formulas
+    assert "score" in searcher.report_["result"]
+    model = make_pipeline(FeatTeam(preset="quick", teacher="none", run_dir=str(tmp_path), settings=settings),
+                          RandomForestRegressor(n_estimators=20, random_state=0))
+    assert model.fit(X, y).score(X, y) > 0.8  # the same run directory: resumed, nothing recomputed
