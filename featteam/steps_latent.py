@@ -16,43 +16,47 @@ from .expr import ErrorKind, InvalidSequence, canonical_key, render, to_postfix_
 logger = logging.getLogger(__name__)
 
 
-def decoded_records(mode: str, points: list[dict[str, Any]], beams, evaluator: Evaluator, masked: bool,
-                    columns: list[str], score_unmasked: bool = True) -> list[dict[str, Any]]:
-    """One record per decoded point: the best finished beam, its validity and (if valid) its score.
+def check_and_score(records: list[dict[str, Any]], evaluator: Evaluator, columns: list[str],
+                    score: bool = True) -> list[dict[str, Any]]:
+    """Fill each candidate record's validity, error class, formula and score.
 
-    Unmasked decodes are checked (structure, then values) but scored only with
-    ``score_unmasked``: they exist to count errors."""
-    vocab = evaluator.grammar().vocab
-    records, to_score = [], []
-    for point, point_beams in zip(points, beams):
-        best = point_beams[0] if point_beams else None
-        tokens = vocab.decode(best.token_ids) if best else []
-        record = {"mode": mode, "masked": masked, "seed": to_postfix_text(point["seed"]) if point.get("seed") else None,
-                  "step_size": point.get("step_size"), "predicted": point.get("predicted"),
-                  "sequence": to_postfix_text(tokens) if tokens else None, "tokens": tokens,
-                  "finished": bool(best and best.finished)}
+    A record holds ``tokens`` and ``finished`` (False: no end token within the
+    limits).  With ``score`` False the valid ones are only checked (structure, then
+    values), not scored: unmasked decodes exist to count errors."""
+    to_score = []
+    for record in records:
         try:
-            if not record["finished"]:
-                raise InvalidSequence(ErrorKind.TOO_LONG, "the decoder did not emit the end token")
-            evaluator.check(tokens)
-            record["formula"] = render(tokens, columns)
-            to_score.append(record)
-        except InvalidSequence as exc:
-            record.update(valid=False, error=exc.kind.value, message=str(exc), score=None)
-        records.append(record)
-    if not masked and not score_unmasked:
-        for record in to_score:
-            try:
+            if not record.get("finished", True):
+                raise InvalidSequence(ErrorKind.TOO_LONG, "no end token within the length limit")
+            evaluator.check(record["tokens"])
+            record["formula"] = render(record["tokens"], columns)
+            if not score:
                 evaluator.check_values(record["tokens"])
                 record.update(valid=True, error=None, message="", score=None)
-            except InvalidSequence as exc:
-                record.update(valid=False, error=exc.kind.value, message=str(exc), score=None)
-        return records
-    results = evaluator.score_many([r["tokens"] for r in to_score])
-    for record, result in zip(to_score, results):
+            else:
+                to_score.append(record)
+        except InvalidSequence as exc:
+            record.update(valid=False, error=exc.kind.value, message=str(exc), score=None)
+    for record, result in zip(to_score, evaluator.score_many([r["tokens"] for r in to_score])):
         record.update(valid=result.valid, error=result.error.value if result.error else None,
                       message=result.message, score=result.score)
     return records
+
+
+def decoded_records(mode: str, points: list[dict[str, Any]], beams, evaluator: Evaluator, masked: bool,
+                    columns: list[str], score_unmasked: bool = True) -> list[dict[str, Any]]:
+    """One record per decoded point: the best finished beam, its validity and (if valid) its score."""
+    vocab = evaluator.grammar().vocab
+    records = []
+    for point, point_beams in zip(points, beams):
+        best = point_beams[0] if point_beams else None
+        tokens = vocab.decode(best.token_ids) if best else []
+        records.append({"mode": mode, "masked": masked,
+                        "seed": to_postfix_text(point["seed"]) if point.get("seed") else None,
+                        "step_size": point.get("step_size"), "predicted": point.get("predicted"),
+                        "sequence": to_postfix_text(tokens) if tokens else None, "tokens": tokens,
+                        "finished": bool(best and best.finished)})
+    return check_and_score(records, evaluator, columns, score=masked or score_unmasked)
 
 
 def error_summary(records: list[dict[str, Any]]) -> dict[str, Any]:

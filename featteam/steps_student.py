@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from .evaluation import Evaluator
-from .steps_latent import error_summary, score_summary
+from .steps_latent import check_and_score, error_summary, score_summary
+from .student import UNFINISHED
 
 logger = logging.getLogger(__name__)
 
@@ -15,26 +16,15 @@ logger = logging.getLogger(__name__)
 def sample_records(student, grammar, evaluator: Evaluator, n: int, masked: bool, seed: int,
                    columns: list[str], label: str) -> list[dict[str, Any]]:
     """Sample ``n`` sequences, check them, score the valid ones."""
-    from .expr import InvalidSequence, render, to_postfix_text
+    from .expr import to_postfix_text
 
-    records, to_score = [], []
+    records = []
     for tokens in student.sample(n, grammar, masked=masked, seed=seed):
-        record = {"mode": "student", "stage": label, "masked": masked, "tokens": tokens,
-                  "sequence": to_postfix_text(tokens) if tokens else None}
-        try:
-            if "<unfinished>" in tokens:
-                from .expr import ErrorKind
-                raise InvalidSequence(ErrorKind.TOO_LONG, "no end token within the length limit")
-            evaluator.check(tokens)
-            record["formula"] = render(tokens, columns)
-            to_score.append(record)
-        except InvalidSequence as exc:
-            record.update(valid=False, error=exc.kind.value, message=str(exc), score=None)
-        records.append(record)
-    for record, result in zip(to_score, evaluator.score_many([r["tokens"] for r in to_score])):
-        record.update(valid=result.valid, error=result.error.value if result.error else None,
-                      message=result.message, score=result.score)
-    return records
+        finished = UNFINISHED not in tokens
+        tokens = [t for t in tokens if t != UNFINISHED]
+        records.append({"mode": "student", "stage": label, "masked": masked, "tokens": tokens,
+                        "sequence": to_postfix_text(tokens) if tokens else None, "finished": finished})
+    return check_and_score(records, evaluator, columns)
 
 
 def run_student_step(run, evaluator: Evaluator, golden: list) -> tuple[dict[str, Any], list[dict[str, Any]]]:

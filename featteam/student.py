@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 #: Deepest stack the depth embedding distinguishes (deeper is clamped).
 MAX_DEPTH = 16
+#: Marks a sample that wrote no end token within the length limit.
+UNFINISHED = "<unfinished>"
 
 
 @dataclass
@@ -277,7 +279,7 @@ class Student:
             if done.all():
                 break
         return [self.vocab.decode(ids) if ids and ids[-1] == self.vocab.eos_id else
-                self.vocab.decode(ids) + ["<unfinished>"] for ids in out]
+                self.vocab.decode(ids) + [UNFINISHED] for ids in out]
 
     # -- persistence --------------------------------------------------------------
 

@@ -35,7 +35,10 @@ def test_fit_runs_all_steps_and_resumes(tmp_path, table):
         assert (tmp_path / "run" / name).exists(), name
     result = report["result"]
     assert set(result["per_mode"]) >= {"explore", "ml", "teaming"}
-    assert report["steps"]["teaming"]["masked"]["error_rate"] <= report["steps"]["teaming"]["unmasked"]["error_rate"]
+    # Masked decoding makes no structural error; only value-level ones (a feature equal to
+    # another by value, or constant) can remain.
+    for step in ("latent", "teaming"):
+        assert set(report["steps"][step]["masked"]["errors"]) <= {"duplicate_feature", "constant_feature"}
     modes = {json.loads(line)["mode"] for line in (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()}
     assert modes == {"ml", "student", "teaming"}
     # The transformation deploys on raw rows.
