@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test clean
 
 install: $(STAMP)
 
@@ -24,10 +24,6 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
-
-bench: install
-	$(PIP) install --quiet -e ".[bench]"
-	$(PY) -m featteam bench --preset quick --out bench_out
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
