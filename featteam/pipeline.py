@@ -284,35 +284,27 @@ class Run:
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         return [r for r in rows if mode is None or r.get("mode") == mode]
 
+    def _decoder_step(self, step: str, mode: str, runner, evaluator: Evaluator, golden: list,
+                      artefact: str | None = None) -> None:
+        """Run a step that writes ``mode`` candidates, unless it is done (and its ``artefact`` saved)."""
+        if self.done(step) and (artefact is None or (self.out / artefact).exists()):
+            logger.info("%s step already done", step)
+            return
+        entry, records = runner(self, evaluator, golden)
+        self.write_candidates(mode, records)
+        self.record(step, entry)
+
     def step_latent(self, evaluator: Evaluator, golden: list) -> None:
         from .steps_latent import run_latent_step
-
-        if self.done("latent") and (self.out / "latent" / "latent.json").exists():
-            logger.info("latent step already done")
-            return
-        entry, records = run_latent_step(self, evaluator, golden)
-        self.write_candidates("ml", records)
-        self.record("latent", entry)
+        self._decoder_step("latent", "ml", run_latent_step, evaluator, golden, "latent/latent.json")
 
     def step_student(self, evaluator: Evaluator, golden: list) -> None:
         from .steps_student import run_student_step
-
-        if self.done("student") and (self.out / "student" / "student.json").exists():
-            logger.info("student step already done")
-            return
-        entry, records = run_student_step(self, evaluator, golden)
-        self.write_candidates("student", records)
-        self.record("student", entry)
+        self._decoder_step("student", "student", run_student_step, evaluator, golden, "student/student.json")
 
     def step_teaming(self, evaluator: Evaluator, golden: list) -> None:
         from .teaming import run_teaming_step
-
-        if self.done("teaming"):
-            logger.info("teaming step already done")
-            return
-        entry, records = run_teaming_step(self, evaluator, golden)
-        self.write_candidates("teaming", records)
-        self.record("teaming", entry)
+        self._decoder_step("teaming", "teaming", run_teaming_step, evaluator, golden)
 
     def all_candidates(self, golden: list) -> list[dict[str, Any]]:
         """Every valid scored candidate with its mode: the golden set's (teacher or explore) and the decoders'."""
