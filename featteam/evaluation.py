@@ -109,12 +109,16 @@ class Evaluator:
         Candidates scored in parallel.
     max_length, max_features, max_feature_length : int
         Limits a candidate must respect.
+    max_search_rows : int, optional
+        Score candidates on at most this many rows of the scoring split (a stratified sample,
+        drawn with ``split_seed``), for large tables.  The reported score still uses the
+        whole split.
     """
 
     def __init__(self, dataset: Dataset, protocol: Protocol = "honest", model: str | BaseEstimator = "rf",
                  n_splits: int = 5, test_size: float = 0.2, split_seed: int = 0, n_jobs: int = 1,
                  max_length: int = DEFAULT_MAX_LENGTH, max_features: int = DEFAULT_MAX_FEATURES,
-                 max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH) -> None:
+                 max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH, max_search_rows: int | None = None) -> None:
         if protocol not in PROTOCOLS:
             raise FeatteamError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         self.dataset = dataset
@@ -132,21 +136,39 @@ class Evaluator:
         self.y = dataset.y
         self.train_rows, self.test_rows = train_test_split(
             np.arange(len(self.y)), test_size=test_size, random_state=split_seed, shuffle=True)
-        search_rows = self.test_rows if protocol == "paper" else self.train_rows
-        self.search_rows = search_rows
-        splitter = (StratifiedKFold if self.task == "classification" else KFold)(
-            n_splits=n_splits, shuffle=True, random_state=split_seed)
-        y_search = self.y[self.search_rows]
-        if self.task == "classification" and len(np.unique(y_search)) < 2:
-            raise FeatteamError("the split used for scoring holds a single class: too few rows to evaluate")
-        if len(self.search_rows) < n_splits * 2:
-            raise FeatteamError(f"{len(self.search_rows)} rows in the scoring split are too few for {n_splits}-fold CV")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # a rare class: sklearn warns once per split
-            self.folds = [(fit, held) for fit, held in splitter.split(np.zeros(len(y_search)), y_search)]
+        #: every row of the split the protocol scores on (paper: test split; honest: training split)
+        self.protocol_rows = self.test_rows if protocol == "paper" else self.train_rows
+        self.max_search_rows = max_search_rows
+        self.n_splits = n_splits
+        self.search_rows = self._sample_rows(self.protocol_rows, max_search_rows)
+        self.folds = self._make_folds(self.search_rows)
         self.cache: dict[tuple[str, ...], Scored] = {}
         self.n_scored = 0
         self.cache_path: Path | None = None
+
+    def _sample_rows(self, rows: np.ndarray, limit: int | None) -> np.ndarray:
+        if limit is None or len(rows) <= limit:
+            return rows
+        if limit < 4 * self.n_splits:
+            raise FeatteamError(f"max_search_rows={limit} is too small for {self.n_splits}-fold CV")
+        stratify = self.y[rows] if self.task == "classification" else None
+        try:
+            sample, _ = train_test_split(rows, train_size=limit, random_state=self.split_seed, stratify=stratify)
+        except ValueError:  # a class too rare to stratify on
+            sample, _ = train_test_split(rows, train_size=limit, random_state=self.split_seed)
+        return np.sort(sample)
+
+    def _make_folds(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        splitter = (StratifiedKFold if self.task == "classification" else KFold)(
+            n_splits=self.n_splits, shuffle=True, random_state=self.split_seed)
+        y = self.y[rows]
+        if self.task == "classification" and len(np.unique(y)) < 2:
+            raise FeatteamError("the split used for scoring holds a single class: too few rows to evaluate")
+        if len(rows) < self.n_splits * 2:
+            raise FeatteamError(f"{len(rows)} rows in the scoring split are too few for {self.n_splits}-fold CV")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a rare class: sklearn warns once per split
+            return [(fit, held) for fit, held in splitter.split(np.zeros(len(y)), y)]
 
     def persist(self, path: str | Path) -> None:
         """Keep scores in a JSON-lines file: load what is there, append every new score.
@@ -185,24 +207,33 @@ class Evaluator:
         check_values(new, X, rows=fit_rows)
         return np.hstack([X, new])
 
-    def _cv_score(self, tokens: Sequence[str] | None) -> float:
-        rows = self.search_rows
-        y = self.y[rows]
-        scores = []
+    def _cv_score(self, tokens: Sequence[str] | None, rows: np.ndarray | None = None,
+                  folds: list | None = None) -> float:
+        rows = self.search_rows if rows is None else rows
         if self.protocol == "paper":  # the literature fits everything on the whole split
             features = self._features(tokens, rows, np.arange(len(rows)))
-        for fit, held in self.folds:
-            if self.protocol == "honest":
-                # Fit imputation and stateful operators on this fold's training rows only.
-                order = np.concatenate([fit, held])
-                computed = self._features(tokens, rows[order], np.arange(len(fit)))
-                features_fold = np.empty_like(computed)
-                features_fold[order] = computed
-            else:
-                features_fold = features
+            return self._cv_of(lambda fit, held: features, rows, self.folds if folds is None else folds)
+
+        def fold_features(fit: np.ndarray, held: np.ndarray) -> np.ndarray:
+            # Fit imputation and stateful operators on this fold's training rows only.
+            order = np.concatenate([fit, held])
+            computed = self._features(tokens, rows[order], np.arange(len(fit)))
+            features = np.empty_like(computed)
+            features[order] = computed
+            return features
+
+        return self._cv_of(fold_features, rows, self.folds if folds is None else folds)
+
+    def _cv_of(self, features_for: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
+               folds: list) -> float:
+        """Mean CV score over ``folds`` of ``rows``; ``features_for(fit, held)`` gives the columns."""
+        y = self.y[rows]
+        scores = []
+        for fit, held in folds:
+            features = features_for(fit, held)
             model = make_model(self.task, self.model)
-            model.fit(features_fold[fit], y[fit])
-            scores.append(self.metric(y[held], model.predict(features_fold[held])))
+            model.fit(features[fit], y[fit])
+            scores.append(self.metric(y[held], model.predict(features[held])))
         return float(np.mean(scores))
 
     # -- public API -----------------------------------------------------------------
@@ -253,6 +284,10 @@ class Evaluator:
         """The reported score. paper: the CV score on the test split; honest: fit the
         transformation and the model on the training split, score the test split once."""
         if self.protocol == "paper":
+            if len(self.search_rows) < len(self.protocol_rows):  # searched on a sample: score the whole split
+                if tokens:
+                    self.check(tokens)
+                return self._cv_score(tokens, self.protocol_rows, self._make_folds(self.protocol_rows))
             result = self.score(tokens)
             if not result.valid:
                 raise InvalidSequence(result.error, result.message)
@@ -263,6 +298,28 @@ class Evaluator:
         model = make_model(self.task, self.model)
         model.fit(features[:n_train], self.y[self.train_rows])
         return self.metric(self.y[self.test_rows], model.predict(features[n_train:]))
+
+    def final_score_generated(self, generate: Callable[[np.ndarray, np.ndarray, np.ndarray],
+                                                       tuple[np.ndarray, np.ndarray]]) -> float:
+        """The reported score of columns made by another method (a benchmark peer).
+
+        ``generate(X_fit, y_fit, X_apply)`` learns new columns from ``X_fit`` and returns them for
+        ``X_fit`` and ``X_apply`` (imputed originals in, new columns only out).  It sees the rows
+        featteam's own search sees: the training split (honest) or the test split (paper, where it
+        is then cross-validated like every candidate)."""
+        if self.protocol == "paper":
+            rows = self.protocol_rows
+            X = self._features(None, rows, np.arange(len(rows)))
+            new, _ = generate(X, self.y[rows], X)
+            return self._cv_of(lambda fit, held: np.hstack([X, _finite(new, new)]), rows, self._make_folds(rows))
+        rows = np.concatenate([self.train_rows, self.test_rows])
+        n_train = len(self.train_rows)
+        X = self._features(None, rows, np.arange(n_train))
+        new_fit, new_apply = generate(X[:n_train], self.y[self.train_rows], X[n_train:])
+        model = make_model(self.task, self.model)
+        model.fit(np.hstack([X[:n_train], _finite(new_fit, new_fit)]), self.y[self.train_rows])
+        prediction = model.predict(np.hstack([X[n_train:], _finite(new_apply, new_fit)]))
+        return self.metric(self.y[self.test_rows], prediction)
 
     def grammar(self):
         """The grammar automaton of this dataset's vocabulary and limits."""
@@ -283,6 +340,17 @@ def _score_one(evaluator: Evaluator, tokens: tuple[str, ...]) -> Scored:
         return Scored(tokens, evaluator._cv_score(tokens))
     except InvalidSequence as exc:
         return Scored(tokens, None, exc.kind, str(exc))
+
+
+def _finite(columns: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Non-finite or huge values replaced by the medians of ``reference`` (the fitted rows), so a
+    peer's undefined values cannot crash the downstream model."""
+    columns = np.asarray(columns, dtype=np.float64).reshape(len(columns), -1)
+    reference = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    ok = np.isfinite(reference) & (np.abs(reference) < 1e15)
+    medians = _nan_medians(np.where(ok, reference, np.nan))
+    good = np.isfinite(columns) & (np.abs(columns) < 1e15)
+    return np.where(good, columns, medians)
 
 
 def _nan_medians(X: np.ndarray) -> np.ndarray:

@@ -29,6 +29,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--anonymous", action="store_true", help="show the teacher f0..fn instead of column names")
     p.add_argument("--n-golden", type=int, help="distinct valid golden examples wanted")
     p.add_argument("--model-downstream", dest="downstream_model", choices=["rf", "et"], help="downstream model")
+    p.add_argument("--max-search-rows", type=int,
+                   help="score candidates on a stratified sample of this many rows (large tables); "
+                        "the reported score uses every row")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-jobs", type=int, default=-1,
                    help="parallel scoring jobs, -1 for all cores (default; results do not depend on it)")
@@ -38,7 +41,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _cmd_fit(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in (
         "protocol", "teacher", "teacher_model", "base_url", "max_calls", "max_tokens", "n_golden",
-        "downstream_model", "seed")}
+        "downstream_model", "max_search_rows", "seed")}
     if args.anonymous:
         overrides["anonymous"] = True
     config = FitConfig.from_preset(args.preset, **overrides)

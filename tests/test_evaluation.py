@@ -72,3 +72,44 @@ def test_scores_persist_across_evaluators(tmp_path, small_regression):
     b = second.score_many([["f0", "f1", "*"], ["f0", "f0", "-"]])
     assert second.n_scored == 0
     assert [r.score for r in a] == [r.score for r in b] and b[1].error == ErrorKind.CONSTANT_FEATURE
+
+
+def test_search_on_a_row_sample_reports_on_the_whole_split(small_classification):
+    dataset = prepare(small_classification, "target")
+    full = Evaluator(dataset, "paper")
+    sampled = Evaluator(dataset, "paper", max_search_rows=24)
+    assert len(sampled.search_rows) == 24 and set(sampled.search_rows) <= set(full.search_rows)
+    # Stratified: both classes in the sample, in about the split's proportion.
+    share = dataset.y[sampled.search_rows].mean()
+    assert abs(share - dataset.y[full.search_rows].mean()) < 0.1
+    tokens = ["f2", "f3", "+"]
+    assert sampled.score(tokens).score != full.score(tokens).score  # searched on fewer rows
+    assert sampled.final_score(tokens) == full.final_score(tokens)  # reported on all of them
+    honest = Evaluator(dataset, "honest", max_search_rows=50)
+    assert set(honest.search_rows) <= set(honest.train_rows) and len(honest.search_rows) == 50
+    assert honest.final_score(tokens) == Evaluator(dataset, "honest").final_score(tokens)
+
+
+def test_columns_from_another_method_are_scored_like_a_transformation(small_regression):
+    product = lambda X_fit, y_fit, X_apply: (X_fit[:, [0]] * X_fit[:, [1]], X_apply[:, [0]] * X_apply[:, [1]])
+    for protocol in ("honest", "paper"):
+        evaluator = Evaluator(prepare(small_regression, "target"), protocol)
+        assert evaluator.final_score_generated(product) == evaluator.final_score(["f0", "f1", "*"])
+        nothing = lambda X_fit, y_fit, X_apply: (np.empty((len(X_fit), 0)), np.empty((len(X_apply), 0)))
+        assert evaluator.final_score_generated(nothing) == evaluator.final_score(None)
+
+
+def test_generated_columns_see_only_the_rows_the_protocol_allows(small_regression):
+    dataset = prepare(small_regression, "target")
+    evaluator = Evaluator(dataset, "honest")
+    seen = {}
+
+    def spy(X_fit, y_fit, X_apply):
+        seen["fit"], seen["y"], seen["apply"] = X_fit, y_fit, X_apply
+        column = np.where(np.arange(len(X_fit)) % 2 == 0, np.inf, 1.0)[:, None]  # undefined values are imputed
+        return column, np.full((len(X_apply), 1), np.nan)
+
+    score = evaluator.final_score_generated(spy)
+    assert np.isfinite(score)
+    assert len(seen["fit"]) == len(evaluator.train_rows) and len(seen["apply"]) == len(evaluator.test_rows)
+    np.testing.assert_array_equal(seen["y"], dataset.y[evaluator.train_rows])
