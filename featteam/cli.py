@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import pipeline_cli  # the fit command lives with the pipeline
     pipeline_cli.add_commands(sub)
+    from .bench import cli as bench_cli
+    bench_cli.add_commands(sub)
     return parser
 
 
@@ -160,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = COMMANDS.get(args.command)
     if handler is None:
         from . import pipeline_cli
-        handler = pipeline_cli.COMMANDS[args.command]
+        from .bench import cli as bench_cli
+        handler = {**pipeline_cli.COMMANDS, **bench_cli.COMMANDS}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -1,0 +1,84 @@
+"""The peers featteam is measured against: OpenFE and autofeat, behind one small interface.
+
+Each peer is a ``generate(X_fit, y_fit, X_apply, task, seed, n_jobs)`` that learns new columns on
+``X_fit`` and returns them (new columns only) for ``X_fit`` and ``X_apply``;
+``Evaluator.final_score_generated`` scores them on the same split and with the same downstream
+model as featteam's candidates.  The peers are imported here only, from the ``bench`` extra.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+#: OpenFE ranks thousands of candidates; its authors' examples keep the top ones.
+OPENFE_TOP_K = 10
+
+
+def _frame(X: np.ndarray) -> pd.DataFrame:
+    # Plain names: autofeat parses column names with sympy, OpenFE writes them into formulas.
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+
+
+def openfe_generate(X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray, task: str, seed: int,
+                    n_jobs: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """OpenFE (Zhang et al., ICML 2023) with its defaults; the top ``OPENFE_TOP_K`` features."""
+    from openfe import OpenFE, transform, tree_to_formula
+
+    fit_frame, apply_frame = _frame(X_fit), _frame(X_apply)
+    with tempfile.TemporaryDirectory() as tmp:
+        features = OpenFE().fit(data=fit_frame, label=pd.DataFrame({"y": y_fit}), task=task, n_jobs=n_jobs,
+                                seed=seed, verbose=False,
+                                tmp_save_path=os.path.join(tmp, "openfe_tmp.feather"))
+        chosen = features[:OPENFE_TOP_K]
+        if not chosen:
+            return np.empty((len(X_fit), 0)), np.empty((len(X_apply), 0)), []
+        fit_new, apply_new = transform(fit_frame, apply_frame, chosen, n_jobs=n_jobs)
+    names = [c for c in fit_new.columns if c not in fit_frame.columns]
+    formulas = [tree_to_formula(f) for f in chosen]
+    return (fit_new[names].to_numpy(dtype=np.float64), apply_new[names].to_numpy(dtype=np.float64), formulas)
+
+
+def _autofeat_compatible() -> None:
+    """autofeat 2.1.3 still passes ``force_all_finite`` to scikit-learn's ``check_array``, a keyword
+    scikit-learn 1.8 removed (renamed ``ensure_all_finite``); translate it where autofeat calls it."""
+    import autofeat.autofeat
+    import autofeat.featsel
+    from sklearn.utils.validation import check_array
+
+    def check_array_compat(*args, **kwargs):
+        if "force_all_finite" in kwargs:
+            kwargs["ensure_all_finite"] = kwargs.pop("force_all_finite")
+        return check_array(*args, **kwargs)
+
+    for module in (autofeat.autofeat, autofeat.featsel):
+        module.check_array = check_array_compat
+
+
+def autofeat_generate(X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray, task: str, seed: int,
+                      n_jobs: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """autofeat (Horn et al., 2019) with its defaults (two feature-engineering steps), memory capped."""
+    from autofeat import AutoFeatClassifier, AutoFeatRegressor
+
+    _autofeat_compatible()
+    np.random.seed(seed)  # autofeat draws from the global generator in its feature selection
+    cls = AutoFeatClassifier if task == "classification" else AutoFeatRegressor
+    model = cls(n_jobs=n_jobs, max_gb=4, verbose=0)
+    fit_frame, apply_frame = _frame(X_fit), _frame(X_apply)
+    fitted = model.fit_transform(fit_frame, y_fit)
+    applied = model.transform(apply_frame)
+    names = list(model.new_feat_cols_)
+    return (fitted[names].to_numpy(dtype=np.float64), applied[names].to_numpy(dtype=np.float64), names)
+
+
+PEERS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, list[str]]]] = {
+    "openfe": openfe_generate,
+    "autofeat": autofeat_generate,
+}

@@ -1,0 +1,160 @@
+"""One benchmark configuration (dataset x method group x seed x protocol), run in its own process.
+
+``python -m featteam.bench.worker SPEC.json RESULT.json``: reads the configuration, runs it, and
+writes a list of result rows.  A configuration that fails writes rows with ``status`` "error" and
+the message; one that runs out of time is killed by the runner, which writes "timeout" rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import sys
+import time
+import traceback
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from .methods import FEATTEAM_MODES, GROUP_METHODS
+
+logger = logging.getLogger(__name__)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process and its waited-for children, in MiB (Linux: KiB units)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024.0, 1)
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _evaluator(spec: dict[str, Any]):
+    from ..data import load_dataset
+    from ..evaluation import Evaluator
+
+    dataset = load_dataset(spec["data"], spec["target"])
+    return dataset, Evaluator(dataset, protocol=spec["protocol"], n_jobs=spec["n_jobs"],
+                              max_search_rows=spec.get("max_search_rows"))
+
+
+def run_original(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    _, evaluator = _evaluator(spec)
+    score = evaluator.final_score(None)
+    return [{"method": "original", "score": score, "original_score": score, "n_new_features": 0}]
+
+
+def run_peer(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    from .peers import PEERS
+
+    name = spec["group"]
+    dataset, evaluator = _evaluator(spec)
+    original = evaluator.final_score(None)
+    made: dict[str, Any] = {}
+
+    def generate(X_fit, y_fit, X_apply):
+        new_fit, new_apply, formulas = PEERS[name](X_fit, y_fit, X_apply, dataset.task, spec["seed"], spec["n_jobs"])
+        import numpy as np
+        made["formulas"] = formulas
+        made["n_new"] = new_fit.shape[1]
+        # Columns with values the downstream model cannot take are counted as invalid (then imputed).
+        bad = ~np.isfinite(new_fit) | (np.abs(np.nan_to_num(new_fit)) >= 1e15)
+        made["invalid"] = int(bad.any(axis=0).sum())
+        return new_fit, new_apply
+
+    score = evaluator.final_score_generated(generate)
+    n_new = made.get("n_new", 0)
+    return [{"method": name, "score": score, "original_score": original, "n_new_features": n_new,
+             "n_proposed": n_new, "n_valid": n_new - made.get("invalid", 0),
+             "errors": {"non_finite": made["invalid"]} if made.get("invalid") else {},
+             "formulas": "; ".join(map(str, made.get("formulas", [])))[:2000],
+             "versions": {name: package_version(name)}}]
+
+
+def _validity(report: dict[str, Any], mode: str) -> dict[str, Any]:
+    """How many of a mode's proposals were valid, unmasked (the teacher: its raw answers)."""
+    steps = report.get("steps", {})
+    if mode == "teacher":
+        teacher = [v for k, v in steps.get("golden", {}).get("by_source", {}).items() if k.startswith("teacher")]
+        errors: dict[str, int] = {}
+        for info in teacher:
+            for kind, count in info["errors"].items():
+                errors[kind] = errors.get(kind, 0) + count
+        return {"n_proposed": sum(i["proposed"] for i in teacher), "n_valid": sum(i["valid"] for i in teacher),
+                "errors": errors}
+    entry = {"ml": steps.get("latent", {}).get("unmasked"), "teaming": steps.get("teaming", {}).get("unmasked"),
+             "student": steps.get("student", {}).get("unmasked_after_finetuning")}.get(mode)
+    if not entry:
+        return {}
+    return {"n_proposed": entry["n"], "n_valid": entry["valid"], "errors": entry["errors"]}
+
+
+def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    from ..pipeline import FitConfig, Run
+
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("settings", {}).items()}
+    config = FitConfig.from_preset(spec["preset"], **{**settings, "protocol": spec["protocol"], "seed": spec["seed"],
+                                                      "max_search_rows": spec.get("max_search_rows")})
+    run = Run(spec["run_dir"], spec["data"], spec["target"], config, n_jobs=spec["n_jobs"], progress=False)
+    report = run.execute()
+    result = report["result"]
+    rows = []
+    chosen = {"method": "featteam", "score": result["score"], "original_score": result["original_score"],
+              "n_new_features": len(result["formulas"]), "formulas": "; ".join(result["formulas"]),
+              "chosen_mode": result["mode"]}
+    rows.append(chosen)
+    for mode in FEATTEAM_MODES:
+        best = result["per_mode"].get(mode)
+        row = {"method": mode, "original_score": result["original_score"], **_validity(report, mode)}
+        if best is None:
+            row.update(status="no_candidate", score=None)
+        else:
+            row.update(score=best["final_score"], n_new_features=len(best["formulas"].split(", ")),
+                       formulas=best["formulas"])
+        rows.append(row)
+    versions = report.get("versions", {})
+    for row in rows:
+        row["versions"] = versions
+        row["n_candidates"] = result["n_candidates"]
+    return rows
+
+
+RUNNERS = {"original": run_original, "featteam": run_featteam, "openfe": run_peer, "autofeat": run_peer}
+
+
+def run_spec(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    start = time.perf_counter()
+    try:
+        rows = RUNNERS[spec["group"]](spec)
+        status, message = "ok", ""
+    except Exception as exc:  # recorded, not raised: one failing configuration must not stop a benchmark
+        logger.error("%s failed: %s", spec["group"], exc)
+        rows = [{"method": m} for m in GROUP_METHODS[spec["group"]]]
+        status, message = "error", f"{type(exc).__name__}: {exc}"
+        logger.debug(traceback.format_exc())
+    seconds = round(time.perf_counter() - start, 2)
+    peak = peak_memory_mb()
+    for row in rows:
+        row.setdefault("status", status)
+        row.setdefault("message", message)
+        row.update(fit_seconds=seconds, peak_memory_mb=peak)
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    spec = json.loads(Path(argv[0]).read_text())
+    rows = run_spec(spec)
+    Path(argv[1]).write_text(json.dumps(rows, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,166 @@
+"""`featteam bench`: planning, each configuration in its own process with a time limit, the peers,
+results that survive failures, and the report."""
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featteam.bench.methods import GROUP_METHODS, QUICK_DATASETS
+from featteam.bench.report import markdown, results_frame, write_results
+from featteam.bench.runner import BenchConfig, plan, run_bench
+from featteam.cli import main
+from featteam.errors import FeatteamError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=[1.0, 4.0], beam=2, latent_max_seconds=10.0,
+            student_epochs=1, student_max_seconds=8.0, student_samples=4)
+
+
+def peer_python() -> str | None:
+    """The interpreter with the bench extra (`make install-bench`), if this checkout has one."""
+    candidate = os.environ.get("FEATTEAM_PEER_PYTHON") or str(REPO / ".venv-bench" / "bin" / "python")
+    return candidate if Path(candidate).exists() else None
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory) -> Path:
+    """A two-table suite laid out like ../shared/datasets."""
+    folder = tmp_path_factory.mktemp("suite")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 4))
+    tables = {"tiny_cls": ("classification", "f1_weighted", (X[:, 0] * X[:, 1] > 0).astype(int)),
+              "tiny_reg": ("regression", "one_minus_rae", X[:, 0] * X[:, 1] + 0.1 * rng.normal(size=160))}
+    manifest = {"datasets": {}}
+    for name, (task, metric, y) in tables.items():
+        frame = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(label=y)
+        frame.to_csv(folder / f"{name}.csv.gz", index=False)
+        manifest["datasets"][name] = {"file": f"{name}.csv.gz", "task": task, "target": "label", "metric": metric,
+                                      "rows": 160, "features": 4,
+                                      "paper_protocol_reference": {"original_features": 0.5, "moat": 0.6}}
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_plan_runs_the_original_once_and_every_group_per_seed(suite, tmp_path):
+    manifest = json.loads((suite / "MANIFEST.json").read_text())
+    config = BenchConfig(out=tmp_path, data_dir=suite, methods=["original", "teaming", "ml", "openfe"],
+                         seeds=[0, 1], protocols=["honest", "paper"])
+    jobs = plan(config, manifest)
+    names = [j.name for j in jobs]
+    assert len(names) == len(set(names)) == 2 * 2 * (1 + 2 + 2)  # protocols x datasets x (original + 2 groups x 2 seeds)
+    assert {j.group for j in jobs} == {"original", "featteam", "openfe"}  # teaming and ml: one featteam run
+    with pytest.raises(FeatteamError, match="unknown method"):
+        plan(BenchConfig(out=tmp_path, data_dir=suite, methods=["magic"]), manifest)
+    with pytest.raises(FeatteamError, match="unknown dataset"):
+        plan(BenchConfig(out=tmp_path, data_dir=suite, datasets=["nope"]), manifest)
+    with pytest.raises(FeatteamError, match="MANIFEST.json"):
+        run_bench(BenchConfig(out=tmp_path, data_dir=tmp_path / "missing"), progress=False)
+
+
+def test_quick_subset_is_in_the_suite_and_covers_both_tasks(shared_datasets):
+    manifest = json.loads((shared_datasets / "MANIFEST.json").read_text())["datasets"]
+    assert len(QUICK_DATASETS) >= 6
+    assert {manifest[name]["task"] for name in QUICK_DATASETS} == {"classification", "regression"}
+
+
+def test_bench_cli_writes_results_and_survives_failures_and_timeouts(suite, tmp_path, capsys):
+    out = tmp_path / "bench"
+    no_peers = sys.executable  # this environment lacks the bench extra on purpose: the peer must fail cleanly
+    code = main(["bench", "--out", str(out), "--data-dir", str(suite), "--methods", "original", "featteam",
+                 "openfe", "moat", "--protocol", "honest", "paper", "--time-limit", "3", "--peer-python", no_peers,
+                 "--no-progress"])
+    assert code == 0
+    frame = pd.read_csv(out / "results.csv")
+    original = frame[frame["method"] == "original"]
+    assert len(original) == 4 and (original["status"] == "ok").all() and (original["score"] <= 1).all()
+    featteam = frame[frame["method"] == "featteam"]
+    assert (featteam["status"] == "timeout").all()  # the pipeline cannot finish in 3 s
+    assert (featteam["fit_seconds"] >= 3).all()
+    openfe = frame[frame["method"] == "openfe"]
+    if importlib.util.find_spec("openfe") is None:
+        assert (openfe["status"] == "error").all()
+        assert openfe["message"].str.contains("openfe").all()
+    moat = frame[frame["method"] == "moat"]
+    assert len(moat) == 2 and (moat["protocol"] == "paper").all() and (moat["score"] == 0.6).all()
+    text = (out / "results.md").read_text()
+    assert "## honest protocol" in text and "## paper protocol" in text and "Runs without a score" in text
+    assert (out / "gain_paper.png").exists()
+    assert "results" in capsys.readouterr().out
+    # Resumed: nothing is run again, the same table comes back.
+    assert main(["bench", "--out", str(out), "--data-dir", str(suite), "--methods", "original", "--protocol",
+                 "honest", "paper", "--no-progress"]) == 0
+    again = pd.read_csv(out / "results.csv")
+    pd.testing.assert_series_equal(again["score"].reset_index(drop=True), original["score"].reset_index(drop=True))
+
+
+@pytest.mark.slow
+def test_featteam_modes_come_from_one_real_run(suite, tmp_path):
+    config = BenchConfig(out=tmp_path, data_dir=suite, datasets=["tiny_reg"], methods=list(GROUP_METHODS["featteam"]),
+                         protocols=["honest"], time_limit=600, featteam_settings=TINY)
+    rows = {r["method"]: r for r in run_bench(config, progress=False)}
+    assert set(rows) == {"featteam", "teaming", "ml", "student", "teacher"}
+    assert rows["featteam"]["status"] == "ok" and rows["featteam"]["chosen_mode"]
+    decoded = 0
+    for mode in ("teaming", "ml", "student"):
+        # With this tiny budget a mode may decode only value-level duplicates (e.g. (a/d)/((c/d)/c) = a,
+        # which no grammar can rule out): then it has no candidate to report, and says so.
+        assert rows[mode]["status"] in ("ok", "no_candidate"), rows[mode]
+        if rows[mode]["status"] == "ok":
+            decoded += 1
+            assert np.isfinite(rows[mode]["score"]) and rows[mode]["n_new_features"] >= 1
+        assert 0 <= rows[mode]["n_valid"] <= rows[mode]["n_proposed"] > 0  # unmasked validity, always counted
+    assert decoded >= 2
+    assert rows["teacher"]["status"] == "no_candidate"  # teacher "none": no teacher examples to report
+    assert rows["featteam"]["peak_memory_mb"] > 100 and rows["featteam"]["fit_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_peers_run_for_real_in_their_environment(suite, tmp_path):
+    python = peer_python()
+    if python is None:
+        pytest.skip("no bench environment: run `make install-bench`")
+    config = BenchConfig(out=tmp_path, data_dir=suite, datasets=["tiny_cls"], methods=["original", "openfe", "autofeat"],
+                         protocols=["honest"], time_limit=600, peer_python=python)
+    rows = {r["method"]: r for r in run_bench(config, progress=False)}
+    for peer in ("openfe", "autofeat"):
+        assert rows[peer]["status"] == "ok", rows[peer]
+        assert 0 <= rows[peer]["score"] <= 1 and rows[peer]["n_new_features"] >= 0
+        assert rows[peer]["original_score"] == rows["original"]["score"]  # the same split and model
+
+
+def test_report_counts_wins_and_spread():
+    rows = []
+    for dataset, (ours, peer, original) in {"a": ((0.80, 0.82), 0.79, 0.75), "b": ((0.60, 0.60), 0.65, 0.55),
+                                            "c": ((0.70, 0.70), 0.7004, 0.70)}.items():
+        rows.append({"dataset": dataset, "task": "classification", "protocol": "honest", "method": "original",
+                     "seed": 0, "status": "ok", "score": original, "original_score": original})
+        for seed, score in enumerate(ours):
+            rows.append({"dataset": dataset, "task": "classification", "protocol": "honest", "method": "teaming",
+                         "seed": seed, "status": "ok", "score": score, "original_score": original,
+                         "n_proposed": 10, "n_valid": 9, "errors": {"arity": 1}})
+        rows.append({"dataset": dataset, "task": "classification", "protocol": "honest", "method": "openfe",
+                     "seed": 0, "status": "ok", "score": peer, "original_score": original})
+    frame = results_frame(rows)
+    assert frame["gain"].notna().all() and frame.loc[frame["method"] == "teaming", "errors"].iloc[0] == "arity 1"
+    text = markdown(frame, ["original", "teaming", "openfe"])
+    assert "| teaming | 1 / 1 / 1 | 2 / 1 / 0 |" in text  # vs openfe: a win, a loss, a tie; vs original: 2 wins, a tie
+    assert "0.8100 ± 0.0100" in text  # two seeds on dataset a
+    assert "0.900 (54/60)" in text  # validity over all runs
+    assert "0.0033 (3 datasets)" in text  # mean spread over seeds
+
+
+def test_report_files(tmp_path):
+    rows = [{"dataset": "a", "task": "regression", "protocol": p, "method": m, "seed": 0, "status": "ok",
+             "score": s, "original_score": 0.5, "fit_seconds": 1.0, "n_proposed": 4, "n_valid": 3}
+            for p in ("honest", "paper") for m, s in (("original", 0.5), ("ml", 0.6), ("featteam", 0.6))]
+    write_results(results_frame(rows), tmp_path, ["original", "featteam", "ml"], header="Command: test\n\n")
+    for name in ("results.csv", "results.md", "gain_honest.png", "gain_paper.png", "validity_by_mode.png",
+                 "time_by_method.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "results.md").read_text().startswith("Command: test")
