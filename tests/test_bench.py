@@ -132,6 +132,7 @@ def test_peers_run_for_real_in_their_environment(suite, tmp_path):
         assert rows[peer]["status"] == "ok", rows[peer]
         assert 0 <= rows[peer]["score"] <= 1 and rows[peer]["n_new_features"] >= 0
         assert rows[peer]["original_score"] == rows["original"]["score"]  # the same split and model
+    assert not (Path.cwd() / "openfe_tmp_data.feather").exists()  # each configuration works in its own folder
 
 
 def test_report_counts_wins_and_spread():

@@ -79,10 +79,10 @@ def _threads(config: BenchConfig) -> int:
 
 def _spec(job: Job, config: BenchConfig, manifest: dict[str, Any]) -> dict[str, Any]:
     entry = manifest["datasets"][job.dataset]
-    return {"dataset": job.dataset, "data": str(Path(config.data_dir) / entry["file"]),
+    return {"dataset": job.dataset, "data": str((Path(config.data_dir) / entry["file"]).resolve()),
             "target": entry.get("target", "label"), "protocol": job.protocol, "group": job.group,
             "seed": job.seed, "preset": config.preset, "max_search_rows": config.max_search_rows,
-            "settings": config.featteam_settings, "n_jobs": _threads(config), "run_dir": str(Path(config.out) / "runs" / job.name)}
+            "settings": config.featteam_settings, "n_jobs": _threads(config), "run_dir": str((Path(config.out) / "runs" / job.name).resolve())}
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -92,9 +92,11 @@ def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _python_for(group: str, config: BenchConfig) -> str:
+    python = sys.executable
     if group in PEER_GROUPS:
-        return config.peer_python or os.environ.get("FEATTEAM_PEER_PYTHON") or sys.executable
-    return sys.executable
+        python = config.peer_python or os.environ.get("FEATTEAM_PEER_PYTHON") or sys.executable
+    # Absolute (the worker runs in its own folder), but not resolved: a venv's python is a symlink.
+    return os.path.abspath(python) if os.sep in python else python
 
 
 def _base_row(job: Job, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -144,10 +146,13 @@ def run_bench(config: BenchConfig, progress: bool = True) -> list[dict[str, Any]
                 result = configs_dir / f"{job.name}.result.json"
                 result.unlink(missing_ok=True)
                 log = configs_dir / f"{job.name}.log"
+                workdir = Path(config.out) / "runs" / job.name  # OpenFE writes a fixed file name into its cwd
+                workdir.mkdir(parents=True, exist_ok=True)
                 with open(log, "w") as handle:
                     process = subprocess.Popen(
-                        [_python_for(job.group, config), "-m", "featteam.bench.worker", str(spec_path), str(result)],
-                        stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                        [_python_for(job.group, config), "-m", "featteam.bench.worker", str(spec_path.resolve()),
+                         str(result.resolve())],
+                        stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=workdir)
                 running.append(_Running(job, process, result, log, time.perf_counter()))
             time.sleep(0.5)
             for item in list(running):
