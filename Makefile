@@ -39,15 +39,16 @@ demo: install
 test: install
 	FEATTEAM_PEER_PYTHON=$(BENCH_VENV)/bin/python $(PY) -m pytest -q
 
-# The quick subset (6 tables, both tasks), 2 seeds, honest protocol, every method: about 25 min here.
+# The quick subset (6 tables, both tasks), 2 seeds, honest protocol, every method, 300 s per
+# configuration (autofeat needs about 600 s on the 11- to 25-column tables: recorded as timeouts).
 bench: install
 	FEATTEAM_PEER_PYTHON=$(BENCH_VENV)/bin/python $(PY) -m featteam bench --datasets quick --seeds 0 1 \
-		--protocol honest --jobs 2 --time-limit 900 --data-dir $(DATA_DIR) --out $(BENCH_OUT)
+		--protocol honest --jobs 2 --time-limit 300 --data-dir $(DATA_DIR) --out $(BENCH_OUT)
 
 # The whole suite under both protocols (the tables of BENCHMARKS.md; a few hours here).
 bench-full: install
 	FEATTEAM_PEER_PYTHON=$(BENCH_VENV)/bin/python $(PY) -m featteam bench --datasets all --seeds 0 \
-		--protocol honest paper --jobs 2 --time-limit 900 --data-dir $(DATA_DIR) --out bench_out/full
+		--protocol honest paper --jobs 2 --time-limit 600 --data-dir $(DATA_DIR) --out bench_out/full
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build dist *.egg-info .pytest_cache

@@ -1,7 +1,7 @@
 """The peers featteam is measured against: OpenFE and autofeat, behind one small interface.
 
 Each peer is a ``generate(X_fit, y_fit, X_apply, task, seed, n_jobs)`` that learns new columns on
-``X_fit`` and returns them (new columns only) for ``X_fit`` and ``X_apply``;
+``X_fit`` and returns them (new columns only) for ``X_fit`` and ``X_apply``, their formulas and a note;
 ``Evaluator.final_score_generated`` scores them on the same split and with the same downstream
 model as featteam's candidates.  The peers are imported here only, from the ``bench`` extra.
 """
@@ -28,22 +28,32 @@ def _frame(X: np.ndarray) -> pd.DataFrame:
 
 
 def openfe_generate(X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray, task: str, seed: int,
-                    n_jobs: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """OpenFE (Zhang et al., ICML 2023) with its defaults; the top ``OPENFE_TOP_K`` features."""
+                    n_jobs: int) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """OpenFE (Zhang et al., ICML 2023) with its defaults; the top ``OPENFE_TOP_K`` features.
+
+    OpenFE splits the rows into 8 data blocks; on a multi-class table a rare class can be
+    missing from a block, and OpenFE then calls ``exit()``.  It is then run once more with one
+    block (``n_data_blocks=1``), and the note says so."""
     from openfe import OpenFE, transform, tree_to_formula
 
     fit_frame, apply_frame = _frame(X_fit), _frame(X_apply)
+    note = ""
     with tempfile.TemporaryDirectory() as tmp:
-        features = OpenFE().fit(data=fit_frame, label=pd.DataFrame({"y": y_fit}), task=task, n_jobs=n_jobs,
-                                seed=seed, verbose=False,
-                                tmp_save_path=os.path.join(tmp, "openfe_tmp.feather"))
+        settings = dict(data=fit_frame, label=pd.DataFrame({"y": y_fit}), task=task, n_jobs=n_jobs, seed=seed,
+                        verbose=False, tmp_save_path=os.path.join(tmp, "openfe_tmp.feather"))
+        try:
+            features = OpenFE().fit(**settings)
+        except SystemExit:
+            note = "OpenFE exited with its 8 data blocks (a class missing from a block); run with n_data_blocks=1"
+            logger.warning(note)
+            features = OpenFE().fit(**settings, n_data_blocks=1)
         chosen = features[:OPENFE_TOP_K]
         if not chosen:
-            return np.empty((len(X_fit), 0)), np.empty((len(X_apply), 0)), []
+            return np.empty((len(X_fit), 0)), np.empty((len(X_apply), 0)), [], note
         fit_new, apply_new = transform(fit_frame, apply_frame, chosen, n_jobs=n_jobs)
     names = [c for c in fit_new.columns if c not in fit_frame.columns]
     formulas = [tree_to_formula(f) for f in chosen]
-    return (fit_new[names].to_numpy(dtype=np.float64), apply_new[names].to_numpy(dtype=np.float64), formulas)
+    return (fit_new[names].to_numpy(dtype=np.float64), apply_new[names].to_numpy(dtype=np.float64), formulas, note)
 
 
 def _autofeat_compatible() -> None:
@@ -63,7 +73,7 @@ def _autofeat_compatible() -> None:
 
 
 def autofeat_generate(X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray, task: str, seed: int,
-                      n_jobs: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                      n_jobs: int) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     """autofeat (Horn et al., 2019) with its defaults (two feature-engineering steps), memory capped."""
     from autofeat import AutoFeatClassifier, AutoFeatRegressor
 
@@ -75,10 +85,10 @@ def autofeat_generate(X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray,
     fitted = model.fit_transform(fit_frame, y_fit)
     applied = model.transform(apply_frame)
     names = list(model.new_feat_cols_)
-    return (fitted[names].to_numpy(dtype=np.float64), applied[names].to_numpy(dtype=np.float64), names)
+    return (fitted[names].to_numpy(dtype=np.float64), applied[names].to_numpy(dtype=np.float64), names, "")
 
 
-PEERS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, list[str]]]] = {
+PEERS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, list[str], str]]] = {
     "openfe": openfe_generate,
     "autofeat": autofeat_generate,
 }

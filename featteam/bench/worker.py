@@ -52,6 +52,8 @@ def run_original(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run_peer(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    import numpy as np
+
     from .peers import PEERS
 
     name = spec["group"]
@@ -60,9 +62,9 @@ def run_peer(spec: dict[str, Any]) -> list[dict[str, Any]]:
     made: dict[str, Any] = {}
 
     def generate(X_fit, y_fit, X_apply):
-        new_fit, new_apply, formulas = PEERS[name](X_fit, y_fit, X_apply, dataset.task, spec["seed"], spec["n_jobs"])
-        import numpy as np
-        made["formulas"] = formulas
+        new_fit, new_apply, formulas, note = PEERS[name](X_fit, y_fit, X_apply, dataset.task, spec["seed"],
+                                                         spec["n_jobs"])
+        made["formulas"], made["note"] = formulas, note
         made["n_new"] = new_fit.shape[1]
         # Columns with values the downstream model cannot take are counted as invalid (then imputed).
         bad = ~np.isfinite(new_fit) | (np.abs(np.nan_to_num(new_fit)) >= 1e15)
@@ -74,7 +76,7 @@ def run_peer(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"method": name, "score": score, "original_score": original, "n_new_features": n_new,
              "n_proposed": n_new, "n_valid": n_new - made.get("invalid", 0),
              "errors": {"non_finite": made["invalid"]} if made.get("invalid") else {},
-             "formulas": "; ".join(map(str, made.get("formulas", [])))[:2000],
+             "formulas": "; ".join(map(str, made.get("formulas", [])))[:2000], "message": made.get("note", ""),
              "versions": {name: package_version(name)}}]
 
 
@@ -134,7 +136,8 @@ def run_spec(spec: dict[str, Any]) -> list[dict[str, Any]]:
     try:
         rows = RUNNERS[spec["group"]](spec)
         status, message = "ok", ""
-    except Exception as exc:  # recorded, not raised: one failing configuration must not stop a benchmark
+    except (Exception, SystemExit) as exc:  # recorded, not raised: one failing configuration must not stop
+        # a benchmark (a peer may even call exit())
         logger.error("%s failed: %s", spec["group"], exc)
         rows = [{"method": m} for m in GROUP_METHODS[spec["group"]]]
         status, message = "error", f"{type(exc).__name__}: {exc}"
