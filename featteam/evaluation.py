@@ -299,26 +299,36 @@ class Evaluator:
         model.fit(features[:n_train], self.y[self.train_rows])
         return self.metric(self.y[self.test_rows], model.predict(features[n_train:]))
 
+    def generation_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What another method (a benchmark peer) may learn new columns from: ``(X_fit, y_fit,
+        X_apply)``, imputed original columns.  ``X_fit`` are the rows featteam's own search sees:
+        the training split (honest) or the test split (paper, where ``X_apply`` is the same rows)."""
+        if self.protocol == "paper":
+            rows = self.protocol_rows
+            X = self._features(None, rows, np.arange(len(rows)))
+            return X, self.y[rows], X
+        rows = np.concatenate([self.train_rows, self.test_rows])
+        n_train = len(self.train_rows)
+        X = self._features(None, rows, np.arange(n_train))
+        return X[:n_train], self.y[self.train_rows], X[n_train:]
+
     def final_score_generated(self, generate: Callable[[np.ndarray, np.ndarray, np.ndarray],
                                                        tuple[np.ndarray, np.ndarray]]) -> float:
         """The reported score of columns made by another method (a benchmark peer).
 
-        ``generate(X_fit, y_fit, X_apply)`` learns new columns from ``X_fit`` and returns them for
-        ``X_fit`` and ``X_apply`` (imputed originals in, new columns only out).  It sees the rows
-        featteam's own search sees: the training split (honest) or the test split (paper, where it
-        is then cross-validated like every candidate)."""
+        ``generate(X_fit, y_fit, X_apply)`` gets ``generation_inputs()`` and returns the new
+        columns (only) for ``X_fit`` and ``X_apply``; they are scored beside the original columns
+        like a transformation (paper: CV on the test split; honest: fit on the training split,
+        score the test split once).  Undefined values are replaced by the fitted rows' medians."""
+        X_fit, y_fit, X_apply = self.generation_inputs()
+        new_fit, new_apply = generate(X_fit, y_fit, X_apply)
+        features_fit = np.hstack([X_fit, _finite(new_fit, new_fit)])
         if self.protocol == "paper":
             rows = self.protocol_rows
-            X = self._features(None, rows, np.arange(len(rows)))
-            new, _ = generate(X, self.y[rows], X)
-            return self._cv_of(lambda fit, held: np.hstack([X, _finite(new, new)]), rows, self._make_folds(rows))
-        rows = np.concatenate([self.train_rows, self.test_rows])
-        n_train = len(self.train_rows)
-        X = self._features(None, rows, np.arange(n_train))
-        new_fit, new_apply = generate(X[:n_train], self.y[self.train_rows], X[n_train:])
+            return self._cv_of(lambda fit, held: features_fit, rows, self._make_folds(rows))
         model = make_model(self.task, self.model)
-        model.fit(np.hstack([X[:n_train], _finite(new_fit, new_fit)]), self.y[self.train_rows])
-        prediction = model.predict(np.hstack([X[n_train:], _finite(new_apply, new_fit)]))
+        model.fit(features_fit, y_fit)
+        prediction = model.predict(np.hstack([X_apply, _finite(new_apply, new_fit)]))
         return self.metric(self.y[self.test_rows], prediction)
 
     def grammar(self):

@@ -35,6 +35,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="interpreter with the bench extra for OpenFE and autofeat (default: FEATTEAM_PEER_PYTHON "
                         "or this one)")
     p.add_argument("--rerun-failed", action="store_true", help="run again configurations that failed or timed out")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: rebuild the results and the report from the configurations already finished")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -59,9 +61,11 @@ def _header(args: argparse.Namespace, seconds: float) -> str:
         pass
     peer_python = args.peer_python or os.environ.get("FEATTEAM_PEER_PYTHON") or sys.executable
     ours = ", ".join(f"{k} {v}" for k, v in versions().items())
-    return (f"Command: `featteam {' '.join(shlex.quote(a) for a in sys.argv[1:])}`  \n"
+    return (f"Command: `featteam {' '.join(shlex.quote(a) for a in args.argv)}`  \n"
             f"Machine: {platform.machine()}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}; "
-            f"{args.jobs} configuration(s) at a time; wall time of this invocation {seconds / 60:.1f} min  \n"
+            f"{args.jobs} configuration(s) at a time; "
+            + ("report rebuilt from finished configurations  \n" if args.report_only
+               else f"wall time of this invocation {seconds / 60:.1f} min  \n") +
             f"featteam side: {ours}  \nPeers' interpreter: {_peer_versions(peer_python)}\n\n")
 
 
@@ -75,9 +79,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                          max_search_rows=args.max_search_rows or None, time_limit=args.time_limit, jobs=args.jobs,
                          threads=args.threads, peer_python=args.peer_python, rerun_failed=args.rerun_failed)
     start = time.perf_counter()
-    rows = run_bench(config, progress=not args.no_progress)
-    if not rows:
+    if args.report_only:
         rows = load_rows(config, load_manifest(config.data_dir))
+    else:
+        rows = run_bench(config, progress=not args.no_progress)
     frame = results_frame(rows)
     path = write_results(frame, config.out, [m for m in METHODS if m in config.methods],
                          header=_header(args, time.perf_counter() - start))

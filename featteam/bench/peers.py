@@ -27,6 +27,22 @@ def _frame(X: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
 
 
+def _openfe_compatible() -> None:
+    """OpenFE 0.0.12 calls ``mean_squared_error(..., squared=False)`` on regression tasks, a keyword
+    scikit-learn 1.6 removed (``root_mean_squared_error`` replaces it); translate it where OpenFE
+    calls it."""
+    import openfe.FeatureSelector
+    import openfe.openfe
+    from sklearn.metrics import mean_squared_error, root_mean_squared_error
+
+    def mean_squared_error_compat(*args, squared: bool = True, **kwargs):
+        return (mean_squared_error if squared else root_mean_squared_error)(*args, **kwargs)
+
+    for module in (openfe.openfe, openfe.FeatureSelector):
+        if hasattr(module, "mean_squared_error"):
+            module.mean_squared_error = mean_squared_error_compat
+
+
 def openfe_generate(X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray, task: str, seed: int,
                     n_jobs: int) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     """OpenFE (Zhang et al., ICML 2023) with its defaults; the top ``OPENFE_TOP_K`` features.
@@ -36,6 +52,7 @@ def openfe_generate(X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray, t
     block (``n_data_blocks=1``), and the note says so."""
     from openfe import OpenFE, transform, tree_to_formula
 
+    _openfe_compatible()
     fit_frame, apply_frame = _frame(X_fit), _frame(X_apply)
     note = ""
     with tempfile.TemporaryDirectory() as tmp:

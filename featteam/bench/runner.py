@@ -190,7 +190,16 @@ def _collect(item: _Running, code: int | None, elapsed: float, config: BenchConf
         tail = item.log.read_text(errors="replace").strip().splitlines()[-1:] if item.log.exists() else []
         return [{**base, "method": m, "status": "error", "fit_seconds": round(elapsed, 1),
                  "message": f"exit code {code}: {' '.join(tail)[:500]}"} for m in GROUP_METHODS[item.job.group]]
-    return [{**base, **row} for row in json.loads(item.result.read_text())]
+    rows = [{**base, **row} for row in json.loads(item.result.read_text())]
+    spec = json.loads((Path(config.out) / "configs" / f"{item.job.name}.spec.json").read_text())
+    for i, row in enumerate(rows):
+        if row.get("status") == "ok" and row.get("generated"):  # a peer's columns: scored here
+            from .worker import score_generated
+            try:
+                rows[i] = score_generated(spec, row)
+            except Exception as exc:  # recorded: the benchmark goes on
+                rows[i] = {**row, "status": "error", "message": f"scoring failed: {type(exc).__name__}: {exc}"}
+    return rows
 
 
 def reference_rows(config: BenchConfig, manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -52,32 +52,41 @@ def run_original(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run_peer(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Learn a peer's columns (in the peers' interpreter) and save them for scoring.
+
+    The runner scores them in featteam's own interpreter (``score_generated``): the peers need
+    numpy < 2, and the downstream model's results differ slightly between numpy versions, so
+    every score of a benchmark comes from one environment."""
     import numpy as np
 
     from .peers import PEERS
 
     name = spec["group"]
     dataset, evaluator = _evaluator(spec)
-    original = evaluator.final_score(None)
-    made: dict[str, Any] = {}
-
-    def generate(X_fit, y_fit, X_apply):
-        new_fit, new_apply, formulas, note = PEERS[name](X_fit, y_fit, X_apply, dataset.task, spec["seed"],
-                                                         spec["n_jobs"])
-        made["formulas"], made["note"] = formulas, note
-        made["n_new"] = new_fit.shape[1]
-        # Columns with values the downstream model cannot take are counted as invalid (then imputed).
-        bad = ~np.isfinite(new_fit) | (np.abs(np.nan_to_num(new_fit)) >= 1e15)
-        made["invalid"] = int(bad.any(axis=0).sum())
-        return new_fit, new_apply
-
-    score = evaluator.final_score_generated(generate)
-    n_new = made.get("n_new", 0)
-    return [{"method": name, "score": score, "original_score": original, "n_new_features": n_new,
-             "n_proposed": n_new, "n_valid": n_new - made.get("invalid", 0),
-             "errors": {"non_finite": made["invalid"]} if made.get("invalid") else {},
-             "formulas": "; ".join(map(str, made.get("formulas", [])))[:2000], "message": made.get("note", ""),
+    X_fit, y_fit, X_apply = evaluator.generation_inputs()
+    new_fit, new_apply, formulas, note = PEERS[name](X_fit, y_fit, X_apply, dataset.task, spec["seed"],
+                                                     spec["n_jobs"])
+    path = Path(spec["run_dir"]) / "generated.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, fit=new_fit, apply=new_apply)
+    # Columns with values the downstream model cannot take are counted as invalid (then imputed).
+    invalid = int((~np.isfinite(new_fit) | (np.abs(np.nan_to_num(new_fit)) >= 1e15)).any(axis=0).sum())
+    n_new = int(new_fit.shape[1])
+    return [{"method": name, "generated": str(path), "n_new_features": n_new, "n_proposed": n_new,
+             "n_valid": n_new - invalid, "errors": {"non_finite": invalid} if invalid else {},
+             "formulas": "; ".join(map(str, formulas))[:2000], "message": note,
              "versions": {name: package_version(name)}}]
+
+
+def score_generated(spec: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """Score a peer's saved columns beside the original ones, as featteam's are scored."""
+    import numpy as np
+
+    _, evaluator = _evaluator(spec)
+    with np.load(row["generated"]) as saved:
+        new_fit, new_apply = saved["fit"], saved["apply"]
+    score = evaluator.final_score_generated(lambda X_fit, y_fit, X_apply: (new_fit, new_apply))
+    return {**row, "score": score, "original_score": evaluator.final_score(None)}
 
 
 def _validity(report: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -141,6 +150,8 @@ def run_spec(spec: dict[str, Any]) -> list[dict[str, Any]]:
         logger.error("%s failed: %s", spec["group"], exc)
         rows = [{"method": m} for m in GROUP_METHODS[spec["group"]]]
         status, message = "error", f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):
+            message = "the method called exit(); what it printed before is in the configuration's log"
         logger.debug(traceback.format_exc())
     seconds = round(time.perf_counter() - start, 2)
     peak = peak_memory_mb()
