@@ -35,6 +35,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from .data import Dataset, Task
 from .errors import FeatteamError
 from .expr import ErrorKind, InvalidSequence, check_structure, check_values, evaluate
+from .expr.operators import BOUND
 from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
@@ -352,15 +353,21 @@ def _score_one(evaluator: Evaluator, tokens: tuple[str, ...]) -> Scored:
         return Scored(tokens, None, exc.kind, str(exc))
 
 
+def usable_values(values: np.ndarray) -> np.ndarray:
+    """Where values are ones the downstream model can take: finite and within the operators'
+    bound (``expr.operators.BOUND``), the range featteam's own columns are kept in."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (np.abs(values) < BOUND)
+
+
 def _finite(columns: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Non-finite or huge values replaced by the medians of ``reference`` (the fitted rows), so a
-    peer's undefined values cannot crash the downstream model."""
+    """Unusable values replaced by the medians of ``reference`` (the fitted rows), so a peer's
+    undefined values cannot crash the downstream model."""
     columns = np.asarray(columns, dtype=np.float64).reshape(len(columns), -1)
     reference = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
-    ok = np.isfinite(reference) & (np.abs(reference) < 1e15)
-    medians = _nan_medians(np.where(ok, reference, np.nan))
-    good = np.isfinite(columns) & (np.abs(columns) < 1e15)
-    return np.where(good, columns, medians)
+    medians = _nan_medians(np.where(usable_values(reference), reference, np.nan))
+    return np.where(usable_values(columns), columns, medians)
 
 
 def _nan_medians(X: np.ndarray) -> np.ndarray:

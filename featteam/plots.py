@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Sequence
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the file backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -14,22 +15,28 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Lay out, write and close ``fig``; returns the path written."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)
+
+
 def loss_curve(losses: Sequence[float], path: str | Path, title: str = "student fine-tuning") -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(1, len(losses) + 1), losses, marker=".", linewidth=1)
     ax.set_xlabel("step")
     ax.set_ylabel("weighted cross-entropy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def scores_by_mode(scores: dict[str, Sequence[float]], path: str | Path, reference: float | None = None,
                    title: str = "candidate scores by mode") -> None:
-    plt = _pyplot()
+    plt = pyplot()
     modes = [m for m, s in scores.items() if len(s)]
     fig, ax = plt.subplots(figsize=(7, 4))
     if modes:
@@ -43,6 +50,4 @@ def scores_by_mode(scores: dict[str, Sequence[float]], path: str | Path, referen
     ax.set_ylabel("search score")
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

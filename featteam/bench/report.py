@@ -121,10 +121,9 @@ def _summary(part: pd.DataFrame, methods: list[str]) -> list[str]:
 
 
 def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import pyplot, save_figure
 
+    plt = pyplot()
     paths = []
     ok = frame[frame["status"].isin(["ok", "reference"])]
     for protocol in sorted(set(ok["protocol"])):
@@ -144,10 +143,7 @@ def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Pa
         ax.set_ylabel("score gain over the original features")
         ax.set_title(f"Gain per dataset ({protocol} protocol)")
         ax.legend(ncol=min(4, len(methods)), fontsize=8)
-        fig.tight_layout()
-        paths.append(out / f"gain_{protocol}.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out / f"gain_{protocol}.png", dpi=110))
     validity = frame[frame["method"].isin(["teacher", "ml", "student", "teaming"]) & (frame["status"] == "ok")]
     if not validity.empty:
         totals = validity.assign(n_proposed=pd.to_numeric(validity["n_proposed"], errors="coerce"),
@@ -159,10 +155,7 @@ def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Pa
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("valid share of unmasked proposals")
         ax.set_title("Validity by mode (all runs)")
-        fig.tight_layout()
-        paths.append(out / "validity_by_mode.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "validity_by_mode.png", dpi=110))
     timed = frame[frame["status"] == "ok"].drop_duplicates(["dataset", "protocol", "seed", "fit_seconds", "method"])
     groups = timed.assign(fit_seconds=pd.to_numeric(timed["fit_seconds"], errors="coerce"))
     groups = groups[groups["method"].isin(["original", "featteam", "openfe", "autofeat"])]
@@ -173,8 +166,5 @@ def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Pa
         ax.set_yscale("log")
         ax.set_ylabel("fit time per configuration (s)")
         ax.set_title("Time per method")
-        fig.tight_layout()
-        paths.append(out / "time_by_method.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "time_by_method.png", dpi=110))
     return paths

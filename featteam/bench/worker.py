@@ -59,6 +59,7 @@ def run_peer(spec: dict[str, Any]) -> list[dict[str, Any]]:
     every score of a benchmark comes from one environment."""
     import numpy as np
 
+    from ..evaluation import usable_values
     from .peers import PEERS
 
     name = spec["group"]
@@ -70,7 +71,7 @@ def run_peer(spec: dict[str, Any]) -> list[dict[str, Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, fit=new_fit, apply=new_apply)
     # Columns with values the downstream model cannot take are counted as invalid (then imputed).
-    invalid = int((~np.isfinite(new_fit) | (np.abs(np.nan_to_num(new_fit)) >= 1e15)).any(axis=0).sum())
+    invalid = int((~usable_values(new_fit)).any(axis=0).sum())
     n_new = int(new_fit.shape[1])
     return [{"method": name, "generated": str(path), "n_new_features": n_new, "n_proposed": n_new,
              "n_valid": n_new - invalid, "errors": {"non_finite": invalid} if invalid else {},
