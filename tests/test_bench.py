@@ -40,10 +40,11 @@ def suite(tmp_path_factory) -> Path:
               "tiny_reg": ("regression", "one_minus_rae", X[:, 0] * X[:, 1] + 0.1 * rng.normal(size=160))}
     manifest = {"datasets": {}}
     for name, (task, metric, y) in tables.items():
-        frame = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(label=y)
+        # "e" is constant, as a column of ionosphere is: every method must cope with it
+        frame = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(e=1.0, label=y)
         frame.to_csv(folder / f"{name}.csv.gz", index=False)
         manifest["datasets"][name] = {"file": f"{name}.csv.gz", "task": task, "target": "label", "metric": metric,
-                                      "rows": 160, "features": 4,
+                                      "rows": 160, "features": 5,
                                       "paper_protocol_reference": {"original_features": 0.5, "moat": 0.6}}
     (folder / "MANIFEST.json").write_text(json.dumps(manifest))
     return folder
@@ -104,7 +105,7 @@ def test_bench_cli_writes_results_and_survives_failures_and_timeouts(suite, tmp_
                  "--seeds", "0", "1", "--report-only", "--no-progress"]) == 0
     assert not list((out / "configs").glob("*__s1.json"))
     text = (out / "results.md").read_text()
-    assert "report rebuilt from finished configurations" in text and "--report-only" in text
+    assert "report rebuilt from the finished configurations" in text and "--report-only" in text
 
 
 @pytest.mark.slow

@@ -22,9 +22,11 @@ logger = logging.getLogger(__name__)
 OPENFE_TOP_K = 10
 
 
-def _frame(X: np.ndarray) -> pd.DataFrame:
-    # Plain names: autofeat parses column names with sympy, OpenFE writes them into formulas.
-    return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+def _frame(X: np.ndarray, columns: np.ndarray | None = None) -> pd.DataFrame:
+    # Plain names (x<index in the table>): autofeat parses column names with sympy, OpenFE writes
+    # them into formulas.
+    columns = np.arange(X.shape[1]) if columns is None else columns
+    return pd.DataFrame(X[:, columns], columns=[f"x{i}" for i in columns])
 
 
 def _openfe_compatible() -> None:
@@ -98,7 +100,14 @@ def autofeat_generate(X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray,
     np.random.seed(seed)  # autofeat draws from the global generator in its feature selection
     cls = AutoFeatClassifier if task == "classification" else AutoFeatRegressor
     model = cls(n_jobs=n_jobs, max_gb=4, verbose=0)
-    fit_frame, apply_frame = _frame(X_fit), _frame(X_apply)
+    # autofeat's feature selection standardises every column, so a column constant on the rows it
+    # learns from turns into NaN and stops it (ionosphere's second column): leave such columns out,
+    # as a user would.
+    varying = np.nanmax(X_fit, axis=0) > np.nanmin(X_fit, axis=0)
+    if not varying.any():
+        return np.empty((len(X_fit), 0)), np.empty((len(X_apply), 0)), [], "every column is constant"
+    columns = np.flatnonzero(varying)
+    fit_frame, apply_frame = _frame(X_fit, columns), _frame(X_apply, columns)
     fitted = model.fit_transform(fit_frame, y_fit)
     applied = model.transform(apply_frame)
     names = list(model.new_feat_cols_)
