@@ -63,9 +63,9 @@ def _header(args: argparse.Namespace, seconds: float) -> str:
     ours = ", ".join(f"{k} {v}" for k, v in versions().items())
     return (f"Command: `featteam {' '.join(shlex.quote(a) for a in args.argv)}`  \n"
             f"Machine: {platform.machine()}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}; "
-            f"{args.jobs} configuration(s) at a time; "
-            + ("report rebuilt from finished configurations  \n" if args.report_only
-               else f"wall time of this invocation {seconds / 60:.1f} min  \n") +
+            + ("report rebuilt from the finished configurations (each ran as stored in configs/)  \n"
+               if args.report_only else
+               f"{args.jobs} configuration(s) at a time; wall time of this invocation {seconds / 60:.1f} min  \n") +
             f"featteam side: {ours}  \nPeers' interpreter: {_peer_versions(peer_python)}\n\n")
 
 
