@@ -13,6 +13,23 @@ from .errors import FeatteamError
 
 logger = logging.getLogger("featteam")
 
+#: Errors that mean "the input or the environment is wrong", reported as one line.  ValueError
+#: covers the parsers of tables and formulas (InvalidSequence, TransformationError, DataError are
+#: ValueErrors); KeyError and TypeError are bugs of ours and are reported as internal errors.
+USER_ERRORS: tuple[type[BaseException], ...] = (FeatteamError, ValueError, OSError)
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: works, and says what to write instead."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"featteam: warning: {option_string} is deprecated here; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="table: CSV, CSV.gz or Parquet")
@@ -23,10 +40,52 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-redundant", action="store_true", help="drop constant and duplicate columns")
 
 
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> list[str]:
+    """One option per FitConfig field marked ``cli`` (type, choices and help from the field);
+    returns the field names.  Unset options keep the preset's value."""
+    import dataclasses
+    import typing
+
+    from .config import FitConfig
+
+    hints = typing.get_type_hints(FitConfig)
+    names = []
+    for f in dataclasses.fields(FitConfig):
+        if not f.metadata.get("cli"):
+            continue
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        kwargs: dict = {"dest": f.name, "default": None, "help": f.metadata["help"]}
+        if typing.get_origin(hint) is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(hint))
+        elif hint is bool:
+            kwargs["action"] = "store_true"
+        else:
+            base = hint if isinstance(hint, type) else (args[0] if args else str)
+            kwargs["type"] = base
+            if typing.get_origin(base) is typing.Literal:
+                kwargs.pop("type")
+                kwargs["choices"] = list(typing.get_args(base))
+        parser.add_argument(_option(f.name), **kwargs)
+        for alias in f.metadata.get("aliases", ()):
+            alias_kwargs = {k: v for k, v in kwargs.items() if k not in ("action", "help")}
+            parser.add_argument(alias, action=DeprecatedAlias, new=_option(f.name), help=argparse.SUPPRESS,
+                                **alias_kwargs)
+        names.append(f.name)
+    return names
+
+
 def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=["honest", "paper"], default="honest",
                         help="honest: search on train, score test once (default); paper: the literature's protocol")
-    parser.add_argument("--model", default="rf", choices=["rf", "et"], help="downstream model (default: rf)")
+    parser.add_argument("--downstream-model", default="rf", choices=["rf", "et"],
+                        help="downstream model (default: rf)")
+    parser.add_argument("--model", dest="downstream_model", choices=["rf", "et"], action=DeprecatedAlias,
+                        new="--downstream-model", help=argparse.SUPPRESS)
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel scoring jobs (results do not depend on it)")
 
 
@@ -46,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transformation", help="also score this transformation.json")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    p = sub.add_parser("fit", help="search new features for a table (the four steps of the method)")
+    _add_data_options(p)
+    p.add_argument("--out", required=True, help="run directory (a stopped run resumes from it)")
+    from .config import PRESETS
+    from .steps import STEP_NAMES
+    p.add_argument("--preset", choices=list(PRESETS), default="default", help="sizes of the search (default: default)")
+    p.add_argument("--stop-after", choices=list(STEP_NAMES), default=STEP_NAMES[-1],
+                   help="run the steps up to this one")
+    p.set_defaults(config_fields=_add_config_options(p))
+    p.add_argument("--api-key", help="API key (default: FEATTEAM_API_KEY, OPENAI_API_KEY); never written to disk")
+    p.add_argument("--n-jobs", type=int, default=-1,
+                   help="parallel scoring jobs, -1 for all cores (default; results do not depend on it)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
     p = sub.add_parser("transform", help="apply a saved transformation to a table")
     p.add_argument("transformation", help="transformation.json written by `featteam fit`")
     p.add_argument("data", help="table: CSV, CSV.gz or Parquet")
@@ -55,11 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("transformation", help="transformation.json")
     p.add_argument("--json", action="store_true", help="print as JSON")
 
-    from . import pipeline_cli  # the fit command lives with the pipeline
-    pipeline_cli.add_commands(sub)
     from .bench import cli as bench_cli
     bench_cli.add_commands(sub)
     return parser
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from .config import FitConfig
+    from .pipeline import Run
+    from .report import summary_text
+
+    config = FitConfig.from_preset(args.preset, **{name: getattr(args, name) for name in args.config_fields})
+    run = Run(args.out, args.data, args.target, config, n_jobs=args.n_jobs, api_key=args.api_key,
+              progress=not args.no_progress, task=args.task, nan=args.nan, drop_redundant=args.drop_redundant)
+    report = run.execute(stop_after=args.stop_after)
+    print(summary_text(report, args.out))
+    return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -68,7 +152,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .expr import Transformation
 
     dataset = load_dataset(args.data, args.target, task=args.task, nan=args.nan, drop_redundant=args.drop_redundant)
-    evaluator = Evaluator(dataset, protocol=args.protocol, model=args.model, n_jobs=args.n_jobs)
+    evaluator = Evaluator(dataset, protocol=args.protocol, model=args.downstream_model, n_jobs=args.n_jobs)
     result = {"dataset": dataset.name, "rows": dataset.n_rows, "features": dataset.X.shape[1],
               "task": dataset.task, "metric": evaluator.metric_name, "protocol": args.protocol,
               "original_features": round(evaluator.final_score(None), 6)}
@@ -144,7 +228,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"evaluate": _cmd_evaluate, "transform": _cmd_transform, "show": _cmd_show}
+COMMANDS = {"evaluate": _cmd_evaluate, "fit": _cmd_fit, "transform": _cmd_transform, "show": _cmd_show}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,25 +246,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler = COMMANDS.get(args.command)
     if handler is None:
-        from . import pipeline_cli
         from .bench import cli as bench_cli
-        handler = {**pipeline_cli.COMMANDS, **bench_cli.COMMANDS}[args.command]
+        handler = bench_cli.COMMANDS[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
         print("featteam: interrupted", file=sys.stderr)
         return 130
-    except (FeatteamError, ValueError, OSError, KeyError, TypeError) as exc:
+    except USER_ERRORS as exc:  # the input or the environment: the message says what to change
         if args.verbose >= 2:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"featteam: error: {message}", file=sys.stderr)
         return 1
-    except Exception as exc:  # a bug of ours: still one line, the traceback with -vv
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback with -vv for us
         if args.verbose >= 2:
             raise
-        print(f"featteam: internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)",
-              file=sys.stderr)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"featteam: internal error: {type(exc).__name__}: {message}\n"
+              "featteam: this is a bug in featteam, please report it with the output of the same command "
+              "run with -vv (it shows the traceback)", file=sys.stderr)
         return 1
 
 

@@ -1,21 +1,28 @@
-"""Beam search over expression tokens, shared by every decoder.
+"""Decoding over expression tokens: beam search and sampling, shared by every decoder.
 
 A next-token source (the ML decoder, the student LLM, or a mixture of them)
-implements :class:`NextTokenSource`; :func:`beam_search` runs any of them,
-batched - one ``step`` call per decoding step for all beams of all inputs -
-and masked by the grammar automaton or unmasked.  Step 4 (teaming) combines
-sources token by token through :class:`MixtureSource` without touching the
-search itself.
+implements :class:`NextTokenSource`; :func:`beam_search` and :func:`sample` run any
+of them, batched - one ``step`` call per decoding step for all rows - and masked by
+the grammar automaton or unmasked.  Step 4 (teaming) combines sources token by token
+through :class:`MixtureSource` without touching the search itself.
+
+:func:`sample` is the one sampling loop: what is allowed at each step comes from a
+:class:`Constraint` (the grammar over expression tokens, or the local teacher's
+subword trie over an LLM's own vocabulary), and how a token is drawn from a
+``draw`` function, so every sampler runs the same loop with its own random source.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
 
 import numpy as np
 
+from .config import DEFAULT_TEAMING_RULE, TeamingRule
 from .expr import Grammar, GrammarState
+
+S = TypeVar("S")
 
 
 class NextTokenSource(Protocol):
@@ -44,12 +51,14 @@ class MixtureSource:
     sources : sequence of NextTokenSource
     weights : sequence of float
         Mixture weights (normalised).
-    rule : {"linear", "product"}
-        ``linear``: log(sum_k w_k p_k); ``product``: the renormalised weighted
-        geometric mean, log-linear pooling.
+    rule : {"product", "linear"}
+        ``product`` (the default, :data:`featteam.config.DEFAULT_TEAMING_RULE`): the
+        renormalised weighted geometric mean, log-linear pooling; ``linear``:
+        log(sum_k w_k p_k).
     """
 
-    def __init__(self, sources: Sequence[NextTokenSource], weights: Sequence[float], rule: str = "linear") -> None:
+    def __init__(self, sources: Sequence[NextTokenSource], weights: Sequence[float],
+                 rule: TeamingRule = DEFAULT_TEAMING_RULE) -> None:
         if rule not in ("linear", "product"):
             raise ValueError("rule must be 'linear' or 'product'")
         weights = np.asarray(weights, dtype=float)
@@ -163,3 +172,145 @@ def beam_search(source: NextTokenSource, n_inputs: int, grammar: Grammar, beam: 
         beams.sort(key=lambda b: (not b.finished, -b.log_prob))
         out.append(beams)
     return out
+
+
+# -- sampling -------------------------------------------------------------------------
+
+
+class Constraint(Protocol, Generic[S]):
+    """What may come next in a sampled row, and when the row is done."""
+
+    def initial(self) -> S:
+        """The state of an empty row."""
+
+    def mask(self, states: Sequence[S]) -> np.ndarray | None:
+        """Allowed next tokens (rows x vocabulary, boolean), or None: anything goes."""
+
+    def advance(self, state: S, token: int) -> S:
+        """The state after ``token``."""
+
+    def finished(self, state: S) -> bool:
+        """Whether the row is complete."""
+
+
+class GrammarConstraint:
+    """Expression tokens under the grammar automaton (masked), or free (unmasked): a row
+    ends with the end token either way."""
+
+    def __init__(self, grammar: Grammar, masked: bool = True) -> None:
+        self.grammar = grammar
+        self.masked = masked
+
+    def initial(self) -> GrammarState:
+        return self.grammar.initial_state()
+
+    def mask(self, states: Sequence[GrammarState]) -> np.ndarray | None:
+        if not self.masked:
+            return None
+        return np.stack([self.grammar.allowed(g) for g in states])
+
+    def advance(self, state: GrammarState, token: int) -> GrammarState:
+        if token == self.grammar.vocab.eos_id:
+            return state._replace(finished=True)
+        return self.grammar.step(state, token) if self.masked else state
+
+    def finished(self, state: GrammarState) -> bool:
+        return state.finished
+
+
+#: ``draw(scores, mask, done) -> tokens``: one token per row from the rows' scores (log-probabilities
+#: up to a constant), restricted to ``mask`` where given; rows already ``done`` get a filler token.
+Draw = Callable[[np.ndarray, "np.ndarray | None", np.ndarray], np.ndarray]
+
+
+def numpy_draw(rng: np.random.Generator, temperature: float = 1.0) -> Draw:
+    """A ``draw`` from numpy's generator: softmax of scores / temperature within the mask."""
+
+    def draw(scores: np.ndarray, mask: np.ndarray | None, done: np.ndarray) -> np.ndarray:
+        picks = np.zeros(len(scores), dtype=np.int64)
+        for r in np.flatnonzero(~done):
+            logits = np.asarray(scores[r], dtype=np.float64) / max(temperature, 1e-5)
+            if mask is not None:
+                logits = np.where(mask[r], logits, -np.inf)
+            p = np.exp(logits - logits.max())
+            picks[r] = int(rng.choice(len(p), p=p / p.sum()))
+        return picks
+
+    return draw
+
+
+@dataclass
+class Sampled:
+    """One sampled row: its tokens (the end token included if reached), whether it ended, and
+    the constraint's state after it."""
+
+    tokens: list[int]
+    finished: bool
+    state: Any = None
+
+
+def sample(source: NextTokenSource, n: int, constraint: Constraint, draw: Draw, start_token: int,
+           max_steps: int) -> list[Sampled]:
+    """Draw ``n`` rows from ``source`` under ``constraint``, one batched step at a time.
+
+    Parameters
+    ----------
+    source : NextTokenSource
+        Scores over the vocabulary for all rows at once.
+    n : int
+        Rows to sample.
+    constraint : Constraint
+        What may come next, and when a row is complete.
+    draw : callable
+        Picks a token per row (:data:`Draw`); it owns the random source and the temperature.
+    start_token : int
+        The id fed to the source before the first token.
+    max_steps : int
+        A row not finished after this many tokens is returned unfinished.
+    """
+    state = source.start(n, 1)
+    states = [constraint.initial() for _ in range(n)]
+    last = np.full(n, start_token, dtype=np.int64)
+    out: list[list[int]] = [[] for _ in range(n)]
+    done = np.zeros(n, dtype=bool)
+    for _ in range(max_steps):
+        scores, state = source.step(state, last)
+        picks = np.asarray(draw(scores, constraint.mask(states), done), dtype=np.int64)
+        for r in np.flatnonzero(~done):
+            token = int(picks[r])
+            out[r].append(token)
+            states[r] = constraint.advance(states[r], token)
+            done[r] = constraint.finished(states[r])
+        last = picks
+        if done.all():
+            break
+    return [Sampled(tokens, bool(finished), s) for tokens, finished, s in zip(out, done, states)]
+
+
+class UniformSource:
+    """Every token equally likely (or by fixed ``weights``): random sequences under a constraint."""
+
+    def __init__(self, n_tokens: int, weights: np.ndarray | None = None) -> None:
+        weights = np.ones(n_tokens) if weights is None else np.asarray(weights, dtype=float)
+        with np.errstate(divide="ignore"):
+            self.log_weights = np.log(weights)
+
+    def start(self, n_inputs: int, beam: int) -> int:
+        return n_inputs * beam
+
+    def step(self, state: int, last_tokens: np.ndarray) -> tuple[np.ndarray, int]:
+        return np.tile(self.log_weights, (state, 1)), state
+
+    def reorder(self, state: int, rows: np.ndarray) -> int:
+        return len(rows)
+
+
+def random_sequences(grammar: Grammar, n: int, rng: np.random.Generator, eos_bias: float = 1.0) -> list[list[str]]:
+    """``n`` structurally valid sequences drawn uniformly among the allowed tokens at each step;
+    ``eos_bias`` scales the weight of closing tokens (longer or shorter sequences)."""
+    vocab = grammar.vocab
+    weights = np.ones(len(vocab))
+    weights[[vocab.eos_id, vocab.sep_id]] *= eos_bias
+    rows = sample(UniformSource(len(vocab), weights), n, GrammarConstraint(grammar), numpy_draw(rng),
+                  vocab.sos_id, grammar.max_length + 1)
+    return [vocab.decode(row.tokens) for row in rows]

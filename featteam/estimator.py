@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +27,12 @@ class FeatTeam(TransformerMixin, BaseEstimator):
     task : {"classification", "regression"} or None
         Inferred from ``y`` when None.
     run_dir : str or None
-        Where the run is written (a temporary directory by default); a run started
-        again in the same directory resumes.
+        Where the run is written. None (the default): the whole fit happens in a temporary
+        directory that is removed when ``fit`` returns; the fitted estimator keeps what it needs
+        in memory (``transformation_``, ``report_``) and no path into that directory.
+        A directory: the training data is written there as ``training_data.csv`` and the run
+        under ``run/``, and both are kept: a fit started again in the same directory with the
+        same data resumes where the last one stopped.
     keep_original : bool
         ``transform`` returns the original columns before the new ones.
     random_state : int
@@ -33,14 +40,15 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         Parallel scoring jobs; results do not depend on it.
     progress : bool
     settings : dict, optional
-        Overrides of the preset's settings (any field of ``featteam.pipeline.FitConfig``).
+        Overrides of the preset's settings (any field of ``featteam.config.FitConfig``).
 
     Attributes
     ----------
     transformation_ : Transformation
         The chosen transformation, fitted on the training split.
-    report_ : dict
-        The run's report (scores, per-mode results, timings).
+    report_ : featteam.report.RunReport
+        The run's report (scores, per-mode results, timings). With ``run_dir=None`` the paths
+        it recorded into the removed temporary directory (the training table's) are None.
     feature_names_in_ : ndarray
     n_features_in_ : int
     """
@@ -60,8 +68,23 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         self.settings = settings
 
     def fit(self, X, y) -> "FeatTeam":
-        from .pipeline import FitConfig, Run
+        """Search a transformation for ``X`` and ``y``.
 
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        FeatTeam
+            This estimator, fitted.
+
+        Notes
+        -----
+        The run reads its table from a CSV file; with ``run_dir=None`` that file and the run
+        live in a ``tempfile.TemporaryDirectory`` removed before ``fit`` returns.
+        """
         frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X),
                                                                            columns=[f"x{i}" for i in range(np.shape(X)[1])])
         frame.columns = [str(c) for c in frame.columns]
@@ -72,7 +95,34 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         if len(y) != len(frame):
             raise DataError(f"X has {len(frame)} rows but y has {len(y)}")
         frame[target] = y
-        directory = Path(self.run_dir) if self.run_dir else Path(tempfile.mkdtemp(prefix="featteam-"))
+        if self.run_dir:
+            self._fit_in(Path(self.run_dir), frame, target)
+        else:
+            with tempfile.TemporaryDirectory(prefix="featteam-") as tmp:
+                self._fit_in(Path(tmp), frame, target)
+                # The directory goes away on leaving this block: keep no path that points into it.
+                self.report_ = _forget_paths_under(self.report_, Path(tmp))
+                self.transformation_.metadata = _forget_paths_under(self.transformation_.metadata, Path(tmp))
+        self.feature_names_in_ = np.asarray([c for c in frame.columns if c != target], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def _fit_in(self, directory: Path, frame: pd.DataFrame, target: str) -> None:
+        """Write ``frame`` into ``directory``, run the method there and load its results into memory.
+
+        Parameters
+        ----------
+        directory : Path
+            Created if missing; receives ``training_data.csv`` and the run in ``run/``.
+        frame : DataFrame
+            The features and the target column.
+        target : str
+            The target column's name.
+        """
+        from .expr import Transformation
+        from .config import FitConfig
+        from .pipeline import Run
+
         directory.mkdir(parents=True, exist_ok=True)
         data_path = directory / "training_data.csv"
         frame.to_csv(data_path, index=False)
@@ -81,12 +131,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         run = Run(directory / "run", data_path, target, config, n_jobs=self.n_jobs, progress=self.progress,
                   task=self.task)
         self.report_ = run.execute()
-        from .expr import Transformation
-
         self.transformation_ = Transformation.load(directory / "run" / "transformation.json")
-        self.feature_names_in_ = np.asarray([c for c in frame.columns if c != target], dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
-        return self
 
     def transform(self, X):
         check_is_fitted(self, "transformation_")
@@ -104,3 +149,35 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "transformation_")
         originals = list(self.feature_names_in_) if self.keep_original else []
         return np.asarray(originals + self.transformation_.formulas, dtype=object)
+
+
+def _forget_paths_under(value: Any, root: Path) -> Any:
+    """A copy of ``value`` (nested dicts, lists and strings) where every path under ``root`` is None.
+
+    Parameters
+    ----------
+    value : Any
+        A JSON-like structure, such as a run's report.
+    root : Path
+        A directory about to be removed.
+
+    Returns
+    -------
+    Any
+    """
+    # Both spellings: the temporary directory may sit behind a symbolic link (/tmp, /var on macOS).
+    roots = {str(root), str(root.resolve())}
+
+    def forget(item: Any) -> Any:
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            return dataclasses.replace(item, **{f.name: forget(getattr(item, f.name))
+                                                for f in dataclasses.fields(item) if f.init})
+        if isinstance(item, dict):
+            return {key: forget(inner) for key, inner in item.items()}
+        if isinstance(item, (list, tuple)):
+            return type(item)(forget(inner) for inner in item)
+        if isinstance(item, (str, Path)) and any(str(item) == r or str(item).startswith(r + os.sep) for r in roots):
+            return None
+        return item
+
+    return forget(value)

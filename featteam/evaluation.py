@@ -35,6 +35,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from .data import Dataset, Task
 from .errors import FeatteamError
 from .expr import ErrorKind, InvalidSequence, check_structure, check_values, evaluate
+from .expr.imputation import fill_missing, fit_medians
 from .expr.operators import BOUND
 from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 
@@ -200,8 +201,8 @@ class Evaluator:
         """Original (imputed) plus new columns of ``rows``; everything fitted on ``fit_rows``
         (positions within ``rows``)."""
         X = self.X[rows]
-        medians = _nan_medians(X[fit_rows])
-        X = np.where(np.isfinite(X), X, medians)
+        # The imputation a deployed Transformation applies (Transformation.fit / impute).
+        X = fill_missing(X, fit_medians(X[fit_rows]))
         if not tokens:
             return X
         new, _ = evaluate(tokens, X, fit_rows=fit_rows)
@@ -366,16 +367,9 @@ def _finite(columns: np.ndarray, reference: np.ndarray) -> np.ndarray:
     undefined values cannot crash the downstream model."""
     columns = np.asarray(columns, dtype=np.float64).reshape(len(columns), -1)
     reference = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
-    medians = _nan_medians(np.where(usable_values(reference), reference, np.nan))
-    return np.where(usable_values(columns), columns, medians)
-
-
-def _nan_medians(X: np.ndarray) -> np.ndarray:
-    finite = np.where(np.isfinite(X), X, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: filled with 0 below
-        medians = np.nanmedian(finite, axis=0)
-    return np.where(np.isfinite(medians), medians, 0.0)
+    medians = fit_medians(np.where(usable_values(reference), reference, np.nan))
+    # np.where copies, so fill_missing never writes into the peer's array.
+    return fill_missing(np.where(usable_values(columns), columns, np.nan), medians)
 
 
 def describe_protocol(protocol: Protocol) -> str:

@@ -15,13 +15,18 @@ from pathlib import Path
 
 
 def cache_dir() -> Path:
+    """The cache directory's path; nothing is created here.
+
+    Returns
+    -------
+    Path
+        ``FEATTEAM_CACHE_DIR``, else ``$XDG_CACHE_HOME/featteam``, else ``~/.cache/featteam``.
+        It may not exist yet: whoever writes under it creates what it writes.
+    """
     root = os.environ.get("FEATTEAM_CACHE_DIR")
     if root:
-        path = Path(root)
-    else:
-        path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "featteam"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "featteam"
 
 
 def env(name: str, fallback: str | None = None) -> str | None:

@@ -7,59 +7,26 @@ example's sequence, readable formula, score, source and validity.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
-import numpy as np
-
+from .candidates import Candidate, median, mode_of_source, top_k
 from .evaluation import Evaluator
-from .expr import (
-    ErrorKind, InvalidSequence, canonical_key, check_structure, parse_postfix, render,
-    to_postfix_text,
-)
+from .expr import ErrorKind, InvalidSequence, canonical_key, check_structure, parse_postfix, render, to_postfix_text
 from .explore import Explorer
 from .llm.base import BudgetExhausted, LLMBackend, LLMError
 from .llm.prompts import build_messages
+from .records import read_jsonl, write_jsonl, to_json_value
+from .report import GoldenReport, SourceSummary, TeacherSummary
 
 logger = logging.getLogger(__name__)
 
 _BRACKETED = re.compile(r"\[[^\[\]]*\]")
-
-
-@dataclass
-class GoldenExample:
-    """One scored candidate of the golden set (or a rejected one, with its error class)."""
-
-    tokens: list[str] | None
-    score: float | None
-    source: str
-    error: str | None = None
-    message: str = ""
-    formula: str | None = None
-    raw: str | None = None
-
-    @property
-    def valid(self) -> bool:
-        return self.error is None and self.score is not None
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["valid"] = self.valid
-        data["sequence"] = to_postfix_text(self.tokens) if self.tokens else None
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "GoldenExample":
-        return cls(tokens=data.get("tokens"), score=data.get("score"), source=data["source"],
-                   error=data.get("error"), message=data.get("message", ""), formula=data.get("formula"),
-                   raw=data.get("raw"))
 
 
 def extract_transformations(text: str, columns: Sequence[str], n_features: int, max_length: int,
@@ -83,15 +50,12 @@ def extract_transformations(text: str, columns: Sequence[str], n_features: int, 
     return out
 
 
-def save_golden(examples: Iterable[GoldenExample], path: str | Path) -> None:
-    with open(path, "w") as handle:
-        for example in examples:
-            handle.write(json.dumps(example.to_json()) + "\n")
+def save_golden(examples: Iterable[Candidate], path: str | Path) -> None:
+    write_jsonl(path, examples)
 
 
-def load_golden(path: str | Path) -> list[GoldenExample]:
-    with open(path) as handle:
-        return [GoldenExample.from_json(json.loads(line)) for line in handle if line.strip()]
+def load_golden(path: str | Path) -> list[Candidate]:
+    return read_jsonl(path, Candidate)
 
 
 class GoldenSetBuilder:
@@ -133,7 +97,7 @@ class GoldenSetBuilder:
         self.columns = list(evaluator.dataset.X.columns)
         self.n_features = len(self.columns)
         self.grammar = evaluator.grammar()
-        self.examples: list[GoldenExample] = []
+        self.examples: list[Candidate] = []
         self._seen: set = set()
         self.raw_errors: Counter = Counter()
         self.raw_outputs = 0
@@ -142,8 +106,8 @@ class GoldenSetBuilder:
     # -- bookkeeping -------------------------------------------------------------------
 
     @property
-    def valid(self) -> list[GoldenExample]:
-        return [e for e in self.examples if e.valid]
+    def valid(self) -> list[Candidate]:
+        return [e for e in self.examples if e.scored]
 
     def _add_scored(self, candidates: list[tuple[list[str], str, str | None]], bar=None) -> int:
         """Score new distinct candidates (tokens, source, raw); returns how many were valid."""
@@ -157,20 +121,20 @@ class GoldenSetBuilder:
         results = self.evaluator.score_many([t for t, _, _ in fresh])
         n_valid = 0
         for (tokens, source, raw), result in zip(fresh, results):
-            example = GoldenExample(tokens=list(tokens), score=result.score, source=source,
-                                    error=result.error.value if result.error else None, message=result.message,
-                                    formula=render(tokens, self.columns), raw=raw)
+            example = Candidate(mode=mode_of_source(source), tokens=list(tokens), source=source, score=result.score,
+                                error=result.error, message=result.message, formula=render(tokens, self.columns),
+                                raw=raw)
             self.examples.append(example)
-            if example.valid:
+            if example.scored:
                 n_valid += 1
             elif source.startswith("teacher"):
-                self.raw_errors[example.error] += 1
+                self.raw_errors[example.error.value] += 1
         if bar is not None:
             bar.update(min(n_valid, max(0, bar.total - bar.n)))
         return n_valid
 
-    def _best(self, k: int) -> list[GoldenExample]:
-        return sorted(self.valid, key=lambda e: -e.score)[:k]
+    def _best(self, k: int) -> list[Candidate]:
+        return top_k(self.valid, k)
 
     # -- the two sources ------------------------------------------------------------------
 
@@ -195,7 +159,8 @@ class GoldenSetBuilder:
                 self.raw_outputs += 1
                 if tokens is None:
                     self.raw_errors[error.value] += 1
-                    self.examples.append(GoldenExample(None, None, source, error.value, message, raw=snippet))
+                    self.examples.append(Candidate(mode=mode_of_source(source), tokens=None, source=source,
+                                                   error=error, message=message, raw=snippet))
                 else:
                     candidates.append((tokens, source, snippet))
         return self._add_scored(candidates, bar)
@@ -227,7 +192,7 @@ class GoldenSetBuilder:
             logger.warning("exploration found %d of %d distinct valid examples (the table allows few distinct "
                            "transformations)", len(self.valid), self.n_golden)
 
-    def build(self) -> list[GoldenExample]:
+    def build(self) -> list[Candidate]:
         """Run the teacher's share, then exploration, until ``n_golden`` valid examples."""
         from tqdm.auto import tqdm
 
@@ -260,29 +225,26 @@ class GoldenSetBuilder:
         self.seconds = time.perf_counter() - start
         return self.examples
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> GoldenReport:
         """Where the examples came from and what the teacher got wrong."""
-        by_source: dict[str, Any] = {}
+        by_source: dict[str, SourceSummary] = {}
         for source in sorted({e.source for e in self.examples}):
             mine = [e for e in self.examples if e.source == source]
-            scores = [e.score for e in mine if e.valid]
-            by_source[source] = {
-                "proposed": len(mine), "valid": len(scores),
-                "errors": dict(Counter(e.error for e in mine if not e.valid)),
-                "best_score": max(scores) if scores else None,
-                "median_score": float(np.median(scores)) if scores else None,
-            }
+            scores = [e.score for e in mine if e.scored]
+            by_source[source] = SourceSummary(
+                proposed=len(mine), valid=len(scores),
+                errors=dict(Counter(e.error.value for e in mine if not e.scored and e.error is not None)),
+                best_score=max(scores) if scores else None, median_score=median(scores))
         valid_scores = [e.score for e in self.valid]
-        report = {
-            "n_valid": len(valid_scores), "n_records": len(self.examples), "by_source": by_source,
-            "best_score": max(valid_scores) if valid_scores else None,
-            "median_score": float(np.median(valid_scores)) if valid_scores else None,
-            "seconds": round(getattr(self, "seconds", 0.0), 2),
-        }
+        teacher = None
         if self.teacher is not None:
-            report["teacher"] = {
-                **self.teacher.describe(), "usage": self.teacher.usage.to_dict(),
-                "raw_transformations": self.raw_outputs, "raw_error_classes": dict(self.raw_errors),
-                "stopped_because": self.teacher_stop,
-            }
-        return report
+            described = self.teacher.describe()
+            teacher = TeacherSummary(
+                backend=described["backend"], model=described.get("model"), temperature=described.get("temperature"),
+                base_url=described.get("base_url"), usage=to_json_value(self.teacher.usage),
+                raw_transformations=self.raw_outputs, raw_error_classes=dict(self.raw_errors),
+                stopped_because=self.teacher_stop)
+        return GoldenReport(n_valid=len(valid_scores), n_records=len(self.examples), by_source=by_source,
+                            best_score=max(valid_scores) if valid_scores else None,
+                            median_score=median(valid_scores), seconds=round(getattr(self, "seconds", 0.0), 2),
+                            teacher=teacher)

@@ -3,10 +3,11 @@
 import json
 
 import numpy as np
+import pandas as pd
 
 from featteam.data import load_dataset, prepare
 from featteam.evaluation import Evaluator, one_minus_rae
-from featteam.expr import ErrorKind
+from featteam.expr import ErrorKind, Transformation
 
 
 def _references(shared):
@@ -113,3 +114,37 @@ def test_generated_columns_see_only_the_rows_the_protocol_allows(small_regressio
     assert np.isfinite(score)
     assert len(seen["fit"]) == len(evaluator.train_rows) and len(seen["apply"]) == len(evaluator.test_rows)
     np.testing.assert_array_equal(seen["y"], dataset.y[evaluator.train_rows])
+
+
+def test_the_evaluator_imputes_exactly_like_the_deployed_transformation():
+    # Scores must be of the columns a deployed Transformation computes: the same medians,
+    # of the training rows' finite values only, with inf missing like NaN.
+    rng = np.random.default_rng(3)
+    n = 120
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.lognormal(size=n), "c": rng.integers(0, 5, n) * 1.0})
+    frame.loc[rng.random(n) < 0.3, "a"] = np.nan
+    frame.loc[rng.random(n) < 0.3, "b"] = np.inf  # only +inf: counting it as a value would raise the median
+    frame.loc[rng.random(n) < 0.2, "c"] = -np.inf
+    frame["target"] = rng.normal(size=n)
+    features = frame.drop(columns="target")
+    evaluator = Evaluator(prepare(frame, "target"), "honest")
+    train, test = evaluator.train_rows, evaluator.test_rows
+    deployed = Transformation.from_text("(a * b)", features.columns).fit(features.iloc[train])
+
+    X_fit, _, X_apply = evaluator.generation_inputs()  # the evaluator's imputed original columns
+    np.testing.assert_array_equal(X_fit, deployed.impute(features.iloc[train]))
+    np.testing.assert_array_equal(X_apply, deployed.impute(features.iloc[test]))
+    # And within a search fold: fitted on the fold's training rows, applied to its held rows.
+    fit, held = evaluator.folds[0]
+    rows = evaluator.search_rows[np.concatenate([fit, held])]
+    in_fold = Transformation.from_text("(a * b)", features.columns).fit(features.iloc[evaluator.search_rows[fit]])
+    np.testing.assert_array_equal(evaluator._features(None, rows, np.arange(len(fit))),
+                                  in_fold.impute(features.iloc[rows]))
+    # The comparison has teeth: the data has holes, and other medians would differ.
+    raw = features.to_numpy()[train]
+    assert (~np.isfinite(raw)).sum(axis=0).min() > 5
+    with np.errstate(invalid="ignore"):
+        naive = np.nanmedian(raw, axis=0)  # inf counted as a value
+    assert not np.array_equal(naive, deployed.impute_values)
+    assert not np.allclose(np.nanmedian(np.where(np.isfinite(features.to_numpy()), features.to_numpy(), np.nan),
+                                        axis=0), deployed.impute_values)  # all rows, not the training rows

@@ -8,11 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from featteam.decoding import random_sequences
 from featteam.expr import (
-    BINARY, OPERATORS, SEP, UNARY, ErrorKind, Grammar, InvalidSequence, Vocabulary, check_structure, evaluate,
-    parse, parse_infix, parse_postfix, render, to_postfix_text,
+    BINARY, EOS, OPERATORS, SEP, UNARY, ErrorKind, Grammar, InvalidSequence, Vocabulary, check_structure,
+    evaluate, next_depth, parse, parse_infix, parse_postfix, render, split_features, stack_depths,
+    to_postfix_text, token_text,
 )
-from featteam.expr.sequence import quote_name
+from featteam.expr.sequence import fold_postfix, quote_name, token_arity
 
 COLUMNS = ["age", "income", "my col", "log", "0", "f1"]
 
@@ -128,7 +130,7 @@ def grammar_samples(draw):
     max_feature_length = draw(st.integers(2, 12))
     seed = draw(st.integers(0, 2**32 - 1))
     grammar = Grammar(Vocabulary(n_features), max_length, max_features, max_feature_length)
-    return grammar, grammar.sample(np.random.default_rng(seed), eos_bias=draw(st.floats(0.05, 5.0)))
+    return grammar, random_sequences(grammar, 1, np.random.default_rng(seed), eos_bias=draw(st.floats(0.05, 5.0)))[0]
 
 
 @settings(max_examples=300, deadline=None)
@@ -188,3 +190,112 @@ def test_protected_operators_on_hard_values():
     for token in BINARY:
         out, _ = evaluate(["f0", "f1", token], X)
         assert np.all(np.isfinite(out)), token
+
+
+# -- one stack-depth rule ----------------------------------------------------------------
+
+def _depth_grid():
+    """Every (depth, arity, separator) combination in a small range, as flat int64 arrays."""
+    grid = np.meshgrid(np.arange(-2, 7), np.arange(0, 3), np.arange(0, 2), indexing="ij")
+    return [g.ravel().astype(np.int64) for g in grid]
+
+
+def test_next_depth_on_python_ints_and_numpy_arrays():
+    depth, arity, separator = _depth_grid()
+    expected = [0 if s else d + 1 - a for d, a, s in zip(depth.tolist(), arity.tolist(), separator.tolist())]
+    assert [next_depth(d, a, s) for d, a, s in zip(depth.tolist(), arity.tolist(), separator.tolist())] == expected
+    out = next_depth(depth, arity, separator)
+    assert out.dtype == np.int64 and out.tolist() == expected
+    assert next_depth(np.int64(3), 2, True) == 0  # a Python bool is an int
+
+
+def test_next_depth_on_torch_long_tensors():
+    torch = pytest.importorskip("torch")
+    depth, arity, separator = _depth_grid()
+    out = next_depth(torch.from_numpy(depth), torch.from_numpy(arity), torch.from_numpy(separator))
+    assert out.dtype == torch.long
+    assert out.tolist() == next_depth(depth, arity, separator).tolist()
+    # Mixed: a tensor depth with the vocabulary's numpy-derived arities.
+    vocab = Vocabulary(2)
+    ids = torch.tensor(vocab.encode(["f0", "sqrt", "f1", "+", SEP]))
+    arities = torch.from_numpy(vocab.arity)[ids]
+    assert next_depth(torch.ones(5, dtype=torch.long), arities, (ids == vocab.sep_id).long()).tolist() == [
+        2, 1, 2, 0, 0]
+
+
+def test_vocabulary_arity_and_token_arity():
+    vocab = Vocabulary(3)
+    assert vocab.arity.dtype == np.int64 and vocab.arity.shape == (len(vocab),)
+    for token, index in vocab.index.items():
+        assert vocab.arity[index] == token_arity(token) == (OPERATORS[token].arity if token in OPERATORS else 0)
+
+
+def test_token_text_writes_the_llm_postfix_form():
+    assert [token_text(t) for t in ["f0", "f12", "+", "sqrt", SEP, EOS]] == [
+        " f0", " f12", " +", " sqrt", " ,", " ]"]
+    tokens = ["f0", "f1", "+", SEP, "f2", "log"]
+    assert parse("[" + "".join(token_text(t) for t in [*tokens, EOS])) == tokens
+
+
+def _structurally_fine(feature: list[str]) -> bool:
+    """check_structure's verdict on one feature, up to the checks that are not about depth."""
+    try:
+        check_structure(feature, 2, max_length=10**6, max_features=10**6, max_feature_length=None)
+    except InvalidSequence as exc:
+        assert exc.kind in (ErrorKind.EMPTY_FEATURE, ErrorKind.ARITY, ErrorKind.LEFTOVER_OPERANDS,
+                            ErrorKind.NO_OPERATOR)
+        return exc.kind == ErrorKind.NO_OPERATOR
+    return True
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["f0", "f1", "sqrt", "log", "+", "*", SEP]), max_size=14))
+def test_stack_depths_agree_with_check_structure(tokens):
+    depths = stack_depths(tokens)
+    assert len(depths) == len(tokens)
+    assert all(d == 0 for t, d in zip(tokens, depths) if t == SEP)  # the separator resets
+    # By depths: a feature is well formed iff no token leaves the stack below one value and
+    # the feature ends on exactly one (an empty feature ends on 0).
+    start = 0
+    for feature in split_features(tokens):
+        feature_depths = depths[start:start + len(feature)]
+        by_depths = bool(feature) and min(feature_depths) >= 1 and feature_depths[-1] == 1
+        assert by_depths == _structurally_fine(feature), feature
+        start += len(feature) + 1
+    try:
+        check_structure(tokens, 2, max_length=10**6, max_features=10**6, max_feature_length=None)
+    except InvalidSequence:
+        return
+    assert tokens and all(d >= 1 for t, d in zip(tokens, depths) if t != SEP)
+
+
+@settings(max_examples=200, deadline=None)
+@given(grammar_samples())
+def test_the_grammar_tracks_the_same_depths(sample):
+    grammar, tokens = sample
+    state, depths = grammar.initial_state(), []
+    for token_id in grammar.vocab.encode(tokens):
+        state = grammar.step(state, token_id)
+        depths.append(state.depth)
+        assert type(state.depth) is int  # states are hashed and cached: plain ints
+    assert depths == stack_depths(tokens)
+
+
+def test_fold_postfix_passes_positions_in_the_whole_sequence():
+    seen = []
+
+    def leaf(position, token):
+        seen.append((position, token))
+        return token
+
+    def apply(position, op, operands):
+        seen.append((position, op.token))
+        return (op.token, *operands)
+
+    assert fold_postfix(["f0", "f1", "+", "sqrt"], leaf, apply, start=5) == ("sqrt", ("+", "f0", "f1"))
+    assert seen == [(5, "f0"), (6, "f1"), (7, "+"), (8, "sqrt")]
+    with pytest.raises(InvalidSequence, match="feature 2: '[+]' needs 2 operand"):
+        fold_postfix(["f0", "+"], leaf, apply, name="feature 2")
+    with pytest.raises(InvalidSequence) as info:
+        fold_postfix(["f0", "f1"], leaf, apply)
+    assert info.value.kind == ErrorKind.LEFTOVER_OPERANDS

@@ -6,7 +6,7 @@ import pytest
 from featteam.decoding import beam_search
 from featteam.explore import Explorer
 from featteam.expr import Grammar, Vocabulary, check_structure
-from featteam.latent import LatentConfig, LatentDecoderSource, LatentModel, permuted
+from featteam.models.latent import LatentConfig, LatentDecoderSource, LatentModel, permuted
 
 
 def _golden(n=120, seed=0):
@@ -35,8 +35,8 @@ def trained():
 def test_training_learns_and_reports(trained):
     model, _, _ = trained
     m = model.metrics
-    assert m["validation_token_accuracy"] > 0.6
-    assert m["validation_evaluator_spearman"] > 0.3
+    assert m.validation_token_accuracy > 0.6
+    assert m.validation_evaluator_spearman > 0.3
     assert model.history[-1]["train_loss"] < model.history[0]["train_loss"]
 
 
@@ -61,9 +61,9 @@ def test_gradient_search_raises_predicted_scores_and_decodes_valid(trained):
     seeds = [sequences[i] for i in np.argsort(scores)[-5:]]
     points = model.search(seeds, step_sizes=(1, 3, 5))
     assert len(points) == 15
-    assert np.mean([p["predicted"] > p["predicted_seed"] for p in points]) > 0.8
+    assert np.mean([p.predicted > p.predicted_seed for p in points]) > 0.8
     grammar = Grammar(model.vocab, 48, 6, 9)
-    z = np.stack([p["z"] for p in points])
-    source = LatentDecoderSource(model, z, [p["seed"] for p in points])
+    z = np.stack([p.z for p in points])
+    source = LatentDecoderSource(model, z, [p.seed for p in points])
     for per_point in beam_search(source, len(points), grammar, beam=3, masked=True):
         check_structure(model.vocab.decode(per_point[0].token_ids), 5, 48, 6, 9)

@@ -8,7 +8,8 @@ import pytest
 
 from featteam.cli import main
 from featteam.expr import Transformation
-from featteam.pipeline import FitConfig, Run
+from featteam.config import FitConfig
+from featteam.pipeline import Run
 
 TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_max_seconds=15.0,
             student_epochs=1, student_max_seconds=8.0, student_samples=4)
@@ -33,12 +34,12 @@ def test_fit_runs_all_steps_and_resumes(tmp_path, table):
     for name in ("transformation.json", "report.json", "candidates.jsonl", "golden.jsonl", "scores_by_mode.png",
                  "student_loss.png", "latent/latent.safetensors", "student/student.json"):
         assert (tmp_path / "run" / name).exists(), name
-    result = report["result"]
-    assert set(result["per_mode"]) >= {"explore", "ml", "teaming"}
+    result = report.result
+    assert set(result.per_mode) >= {"explore", "ml", "teaming"}
     # Masked decoding makes no structural error; only value-level ones (a feature equal to
     # another by value, or constant) can remain.
-    for step in ("latent", "teaming"):
-        assert set(report["steps"][step]["masked"]["errors"]) <= {"duplicate_feature", "constant_feature"}
+    for step in (report.steps.latent, report.steps.teaming):
+        assert set(step.masked.errors) <= {"duplicate_feature", "constant_feature"}
     modes = {json.loads(line)["mode"] for line in (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()}
     assert modes == {"ml", "student", "teaming"}
     # The transformation deploys on raw rows.
@@ -49,8 +50,8 @@ def test_fit_runs_all_steps_and_resumes(tmp_path, table):
     before = (tmp_path / "run" / "golden.jsonl").stat().st_mtime_ns
     report2 = again.execute()
     assert (tmp_path / "run" / "golden.jsonl").stat().st_mtime_ns == before
-    assert report2["result"]["formulas"] == result["formulas"]
-    assert report2["result"]["score"] == result["score"]
+    assert report2.result.formulas == result.formulas
+    assert report2.result.score == result.score
 
 
 def test_stop_after_golden_then_latent_reuses_golden(tmp_path, table, capsys):
@@ -65,10 +66,33 @@ def test_stop_after_golden_then_latent_reuses_golden(tmp_path, table, capsys):
     out = capsys.readouterr().out
     assert "latent model: held-out token accuracy" in out and "ml       decoder" in out
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert set(report["steps"]) == {"golden", "latent"}
-    # Golden candidates were not scored again: only the decoded ones were added.
-    rescored = scores.read_text().splitlines()[:n_scored]
-    assert len(rescored) == n_scored
+    assert report["steps"]["golden"] and report["steps"]["latent"]
+    assert report["steps"]["student"] is None and report["steps"]["teaming"] is None
+    # Golden candidates were not scored again: only the decoded ones were added, and no sequence
+    # appears twice in the append-only score log.
+    logged = [tuple(json.loads(line)["tokens"]) for line in scores.read_text().splitlines()]
+    assert len(logged) > n_scored
+    assert len(set(logged)) == len(logged)
+
+
+def test_a_changed_setting_reruns_only_its_step_and_the_later_ones(tmp_path, table):
+    path, _ = table
+    tiny = dict(n_golden=15, teacher="none", search_top_k=2, step_sizes=(1.0,), beam=2, latent_max_seconds=3.0)
+    out = tmp_path / "r"
+
+    def run(**changes):
+        config = FitConfig.from_preset("quick", **{**tiny, **changes})
+        Run(out, path, "y", config, n_jobs=1, progress=False).execute(stop_after="latent")
+        return {name: (out / name).stat().st_mtime_ns for name in ("golden.jsonl", "latent/latent.json")}
+
+    first = run()
+    assert run() == first  # nothing changed: nothing runs
+    beam = run(beam=3)  # a step-2 setting: step 2 runs again, step 1 does not
+    assert beam["golden.jsonl"] == first["golden.jsonl"] and beam["latent/latent.json"] != first["latent/latent.json"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["beam"] == 3 and report["steps"]["latent"] is not None
+    seed = run(beam=3, seed=1)  # a step-1 setting: everything runs again
+    assert seed["golden.jsonl"] != beam["golden.jsonl"] and seed["latent/latent.json"] != beam["latent/latent.json"]
 
 
 def test_fit_bad_input_is_one_line(tmp_path, table, capsys):
@@ -92,7 +116,7 @@ def test_featteam_estimator_in_a_pipeline(tmp_path, table):
     out = searcher.fit(X, y).transform(X)
     assert list(out.columns[:4]) == ["a", "b", "c", "d"]
     assert list(out.columns[4:]) == searcher.transformation_.formulas
-    assert "score" in searcher.report_["result"]
+    assert searcher.report_.result.score is not None
     model = make_pipeline(FeatTeam(preset="quick", teacher="none", run_dir=str(tmp_path), settings=settings),
                           RandomForestRegressor(n_estimators=20, random_state=0))
     assert model.fit(X, y).score(X, y) > 0.8  # the same run directory: resumed, nothing recomputed

@@ -66,16 +66,16 @@ def test_openai_backend_retries_parses_and_caches(tmp_path, evaluator, caplog):
         n_requests = len(server.requests)
         port = server.port
         assert {k.lower(): v for k, v in server.headers[0].items()}["authorization"] == "Bearer sk-secret-test-key"
-    teacher = report["teacher"]
-    assert teacher["usage"]["retries"] >= 3
-    assert teacher["usage"]["errors"].get("RateLimitError") == 1
-    assert teacher["usage"]["errors"].get("APITimeoutError", 0) >= 1
-    assert teacher["raw_error_classes"]["unparsable"] >= 1
-    assert teacher["raw_error_classes"]["arity"] == 1
-    assert teacher["raw_error_classes"]["unknown_token"] >= 1
-    sources = report["by_source"]
-    assert sources["teacher:openai"]["valid"] >= 3
-    assert report["n_valid"] == 8
+    teacher = report.teacher
+    assert teacher.usage["retries"] >= 3
+    assert teacher.usage["errors"].get("RateLimitError") == 1
+    assert teacher.usage["errors"].get("APITimeoutError", 0) >= 1
+    assert teacher.raw_error_classes["unparsable"] >= 1
+    assert teacher.raw_error_classes["arity"] == 1
+    assert teacher.raw_error_classes["unknown_token"] >= 1
+    sources = report.by_source
+    assert sources["teacher:openai"].valid >= 3
+    assert report.n_valid == 8
     # The key is never logged nor written.
     assert "sk-secret-test-key" not in caplog.text
     assert b"sk-secret-test-key" not in (tmp_path / "cache.sqlite").read_bytes()
@@ -85,7 +85,7 @@ def test_openai_backend_retries_parses_and_caches(tmp_path, evaluator, caplog):
                                 answers_per_call=4, max_teacher_rounds=3, progress=False)
         warm.build()
         assert server.requests == []
-        assert warm.report()["teacher"]["usage"]["calls"] == 0
+        assert warm.report().teacher.usage["calls"] == 0
         assert [e.tokens for e in warm.examples] == [e.tokens for e in builder.examples]
     assert n_requests >= 6
 
@@ -97,9 +97,9 @@ def test_openai_budget_stops_cleanly(evaluator):
                                    max_teacher_rounds=10, progress=False)
         builder.build()
     report = builder.report()
-    assert report["teacher"]["usage"]["calls"] == 2
-    assert "budget" in report["teacher"]["stopped_because"]
-    assert report["n_valid"] == 10  # exploration filled the rest
+    assert report.teacher.usage["calls"] == 2
+    assert "budget" in report.teacher.stopped_because
+    assert report.n_valid == 10  # exploration filled the rest
 
 
 def test_openai_needs_a_key_or_a_url(monkeypatch):
@@ -155,8 +155,8 @@ def test_real_local_model_writes_valid_scored_examples(tmp_path, monkeypatch):
                                max_teacher_rounds=4, progress=False)
     builder.build()
     report = builder.report()
-    local = report["by_source"]["teacher:local"]
-    assert local["valid"] >= 20
-    assert report["teacher"]["raw_error_classes"].get("unparsable", 0) == 0
-    assert set(report["teacher"]["raw_error_classes"]) <= {"duplicate_feature", "constant_feature"}
-    assert report["teacher"]["usage"]["calls"] >= 3
+    local = report.by_source["teacher:local"]
+    assert local.valid >= 20
+    assert report.teacher.raw_error_classes.get("unparsable", 0) == 0
+    assert set(report.teacher.raw_error_classes) <= {"duplicate_feature", "constant_feature"}
+    assert report.teacher.usage["calls"] >= 3

@@ -5,14 +5,20 @@ import subprocess
 import sys
 import textwrap
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 from featteam import FeatureTransformer, Transformation, TransformationError
+from featteam.expr.imputation import fill_missing, fit_medians
 
 
 def _frame(n=50, seed=0):
@@ -121,3 +127,48 @@ def test_transformer_in_a_pipeline_with_pandas_output():
 def test_transformer_needs_a_transformation():
     with pytest.raises(ValueError, match="needs a transformation"):
         FeatureTransformer().fit(_frame())
+
+
+# -- imputation --------------------------------------------------------------------------
+
+_values = st.one_of(st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0]),
+                    st.floats(-1e6, 1e6, allow_nan=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 30).flatmap(lambda n: arrays(np.float64, (n, 3), elements=_values)))
+def test_fitted_medians_are_the_nan_medians_of_the_finite_values(X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning leaks, even for an all-missing column
+        medians = fit_medians(X)
+    for j in range(X.shape[1]):
+        finite = X[np.isfinite(X[:, j]), j]
+        if finite.size == 0:
+            assert medians[j] == 0.0
+            continue
+        assert medians[j] == np.median(finite)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            assert medians[j] == np.nanmedian(np.where(np.isfinite(X[:, j]), X[:, j], np.nan))
+    filled = fill_missing(X, medians)
+    assert np.all(np.isfinite(filled))
+    np.testing.assert_array_equal(filled[np.isfinite(X)], X[np.isfinite(X)])
+    np.testing.assert_array_equal(filled, np.where(np.isfinite(X), X, medians))
+
+
+def test_fill_missing_copies_only_when_something_is_missing():
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert fill_missing(X, [0.0, 0.0]) is X
+    holes = np.array([[np.nan, 2.0], [3.0, -np.inf]])
+    filled = fill_missing(holes, [9.0, 8.0])
+    assert filled.tolist() == [[9.0, 2.0], [3.0, 8.0]] and np.isnan(holes[0, 0])  # the input is untouched
+
+
+def test_fitted_impute_values_are_the_training_medians():
+    frame = _frame()
+    frame.iloc[:10, 0] = np.nan
+    frame.iloc[10:15, 1] = np.inf
+    fitted = Transformation.from_text("(age * income)", frame.columns).fit(frame)
+    assert fitted.impute_values == fit_medians(frame.to_numpy()).tolist()
+    assert fitted.impute_values[0] == np.median(frame["age"][10:])
+    assert all(type(v) is float for v in fitted.impute_values)  # saved as JSON

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..pipeline import PRESETS
+from ..config import PRESETS
 from .methods import METHODS, QUICK_DATASETS
 
 
@@ -51,7 +51,7 @@ def _peer_versions(python: str) -> str:
 
 
 def _header(args: argparse.Namespace, seconds: float) -> str:
-    from ..pipeline import versions
+    from ..selection import versions
 
     mem = ""
     try:

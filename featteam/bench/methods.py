@@ -12,9 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..candidates import METHOD_MODES
 from ..errors import FeatteamError
 
-FEATTEAM_MODES: tuple[str, ...] = ("teaming", "ml", "student", "teacher")
+#: The rows of featteam's modes (the one list of modes: ``featteam.candidates``).
+FEATTEAM_MODES: tuple[str, ...] = tuple(mode.value for mode in METHOD_MODES)
 GROUP_METHODS: dict[str, tuple[str, ...]] = {
     "original": ("original",),
     "featteam": ("featteam", *FEATTEAM_MODES),

@@ -121,9 +121,8 @@ def _summary(part: pd.DataFrame, methods: list[str]) -> list[str]:
 
 
 def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Path]:
-    from ..plots import pyplot, save_figure
+    from ..plots import new_figure, save_figure
 
-    plt = pyplot()
     paths = []
     ok = frame[frame["status"].isin(["ok", "reference"])]
     for protocol in sorted(set(ok["protocol"])):
@@ -133,7 +132,7 @@ def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Pa
         if not methods or not datasets:
             continue
         gains = part.groupby(["dataset", "method"])["gain"].mean()
-        fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(datasets) * max(1, len(methods)) / 3), 4.5))
+        fig, ax = new_figure((max(8, 0.6 * len(datasets) * max(1, len(methods)) / 3), 4.5))
         width = 0.8 / len(methods)
         for i, method in enumerate(methods):
             values = [gains.get((d, method), np.nan) for d in datasets]
@@ -150,7 +149,7 @@ def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Pa
                                  n_valid=pd.to_numeric(validity["n_valid"], errors="coerce"))
         sums = totals.groupby("method")[["n_valid", "n_proposed"]].sum()
         order = [m for m in ("teacher", "ml", "student", "teaming") if m in sums.index]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, ax = new_figure((5, 3.5))
         ax.bar(order, [sums.loc[m, "n_valid"] / max(1, sums.loc[m, "n_proposed"]) for m in order], color="tab:green")
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("valid share of unmasked proposals")
@@ -161,7 +160,7 @@ def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Pa
     groups = groups[groups["method"].isin(["original", "featteam", "openfe", "autofeat"])]
     if not groups.empty:
         order = [m for m in ("original", "featteam", "openfe", "autofeat") if m in set(groups["method"])]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, ax = new_figure((5, 3.5))
         ax.boxplot([groups[groups["method"] == m]["fit_seconds"].dropna() for m in order], tick_labels=order)
         ax.set_yscale("log")
         ax.set_ylabel("fit time per configuration (s)")

@@ -15,9 +15,13 @@ import time
 import traceback
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..candidates import Mode, mode_of_source
 from .methods import FEATTEAM_MODES, GROUP_METHODS
+
+if TYPE_CHECKING:
+    from ..report import RunReport
 
 logger = logging.getLogger(__name__)
 
@@ -90,51 +94,52 @@ def score_generated(spec: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]
     return {**row, "score": score, "original_score": evaluator.final_score(None)}
 
 
-def _validity(report: dict[str, Any], mode: str) -> dict[str, Any]:
+def _validity(report: "RunReport", mode: str) -> dict[str, Any]:
     """How many of a mode's proposals were valid, unmasked (the teacher: its raw answers)."""
-    steps = report.get("steps", {})
-    if mode == "teacher":
-        teacher = [v for k, v in steps.get("golden", {}).get("by_source", {}).items() if k.startswith("teacher")]
+    steps = report.steps
+    if mode == Mode.TEACHER:
+        teacher = [info for source, info in (steps.golden.by_source.items() if steps.golden else ())
+                   if mode_of_source(source) == Mode.TEACHER]
         errors: dict[str, int] = {}
         for info in teacher:
-            for kind, count in info["errors"].items():
+            for kind, count in info.errors.items():
                 errors[kind] = errors.get(kind, 0) + count
-        return {"n_proposed": sum(i["proposed"] for i in teacher), "n_valid": sum(i["valid"] for i in teacher),
+        return {"n_proposed": sum(i.proposed for i in teacher), "n_valid": sum(i.valid for i in teacher),
                 "errors": errors}
-    entry = {"ml": steps.get("latent", {}).get("unmasked"), "teaming": steps.get("teaming", {}).get("unmasked"),
-             "student": steps.get("student", {}).get("unmasked_after_finetuning")}.get(mode)
+    entry = {Mode.ML: steps.latent and steps.latent.unmasked,
+             Mode.TEAMING: steps.teaming and steps.teaming.unmasked,
+             Mode.STUDENT: steps.student and steps.student.unmasked_after_finetuning}.get(Mode(mode))
     if not entry:
         return {}
-    return {"n_proposed": entry["n"], "n_valid": entry["valid"], "errors": entry["errors"]}
+    return {"n_proposed": entry.n, "n_valid": entry.valid, "errors": entry.errors}
 
 
 def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    from ..pipeline import FitConfig, Run
+    from ..config import FitConfig
+    from ..pipeline import Run
 
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("settings", {}).items()}
     config = FitConfig.from_preset(spec["preset"], **{**settings, "protocol": spec["protocol"], "seed": spec["seed"],
                                                       "max_search_rows": spec.get("max_search_rows")})
     run = Run(spec["run_dir"], spec["data"], spec["target"], config, n_jobs=spec["n_jobs"], progress=False)
     report = run.execute()
-    result = report["result"]
+    result = report.result
     rows = []
-    chosen = {"method": "featteam", "score": result["score"], "original_score": result["original_score"],
-              "n_new_features": len(result["formulas"]), "formulas": "; ".join(result["formulas"]),
-              "chosen_mode": result["mode"]}
+    chosen = {"method": "featteam", "score": result.score, "original_score": result.original_score,
+              "n_new_features": len(result.formulas), "formulas": "; ".join(result.formulas),
+              "chosen_mode": result.mode}
     rows.append(chosen)
     for mode in FEATTEAM_MODES:
-        best = result["per_mode"].get(mode)
-        row = {"method": mode, "original_score": result["original_score"], **_validity(report, mode)}
+        best = result.per_mode.get(mode)
+        row = {"method": mode, "original_score": result.original_score, **_validity(report, mode)}
         if best is None:
             row.update(status="no_candidate", score=None)
         else:
-            row.update(score=best["final_score"], n_new_features=len(best["formulas"].split(", ")),
-                       formulas=best["formulas"])
+            row.update(score=best.final_score, n_new_features=len(best.formulas), formulas=", ".join(best.formulas))
         rows.append(row)
-    versions = report.get("versions", {})
     for row in rows:
-        row["versions"] = versions
-        row["n_candidates"] = result["n_candidates"]
+        row["versions"] = report.versions
+        row["n_candidates"] = result.n_candidates
     return rows
 
 

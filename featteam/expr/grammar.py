@@ -15,8 +15,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .operators import OPERATORS
-from .sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
+from .sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH, next_depth
 from .vocab import EOS, SEP, Vocabulary
 
 
@@ -63,9 +62,6 @@ class Grammar:
         self.vocab = vocab
         self.max_length = int(max_length)
         self.max_features = int(max_features)
-        self._arity = np.zeros(len(vocab), dtype=np.int64)  # 0 for features
-        for token, op in OPERATORS.items():
-            self._arity[vocab.index[token]] = op.arity
         self._mask = lru_cache(maxsize=None)(self._compute_mask)
 
     def initial_state(self) -> GrammarState:
@@ -76,13 +72,12 @@ class Grammar:
         vocab = self.vocab
         if token_id == vocab.eos_id:
             return state._replace(finished=True)
-        if token_id == vocab.sep_id:
-            return GrammarState(0, False, state.length + 1, state.n_done + 1, False, 0)
-        arity = int(self._arity[token_id])
-        if arity == 0:
-            return state._replace(depth=state.depth + 1, length=state.length + 1,
-                                  feature_length=state.feature_length + 1)
-        return state._replace(depth=state.depth - arity + 1, has_operator=True, length=state.length + 1,
+        separator = int(token_id == vocab.sep_id)
+        arity = int(vocab.arity[token_id])
+        depth = next_depth(state.depth, arity, separator)
+        if separator:
+            return GrammarState(depth, False, state.length + 1, state.n_done + 1, False, 0)
+        return state._replace(depth=depth, has_operator=state.has_operator or arity > 0, length=state.length + 1,
                               feature_length=state.feature_length + 1)
 
     def state_of(self, token_ids: Sequence[int]) -> GrammarState:
@@ -94,11 +89,6 @@ class Grammar:
     def allowed(self, state: GrammarState) -> np.ndarray:
         """Boolean mask over the vocabulary of the tokens allowed next (read-only)."""
         return self._mask(state)
-
-    def allowed_tokens(self, tokens: Sequence[str]) -> list[str]:
-        """The allowed next tokens after a prefix given as token strings."""
-        mask = self.allowed(self.state_of(self.vocab.encode(list(tokens))))
-        return [self.vocab.tokens[i] for i in np.flatnonzero(mask)]
 
     def _compute_mask(self, state: GrammarState) -> np.ndarray:
         vocab = self.vocab
@@ -121,23 +111,6 @@ class Grammar:
             mask[vocab.eos_id] = True
         mask.setflags(write=False)
         return mask
-
-    def sample(self, rng: np.random.Generator, weights: np.ndarray | None = None,
-               eos_bias: float = 1.0) -> list[str]:
-        """Draw one structurally valid sequence, choosing uniformly (or by ``weights``)
-        among the allowed tokens at each step; ``eos_bias`` scales the weight of
-        closing tokens so that longer or shorter sequences can be favoured."""
-        state = self.initial_state()
-        ids: list[int] = []
-        base = np.ones(len(self.vocab)) if weights is None else np.asarray(weights, dtype=float)
-        while not state.finished:
-            p = base * self.allowed(state)
-            p[self.vocab.eos_id] *= eos_bias
-            p[self.vocab.sep_id] *= eos_bias
-            token_id = int(rng.choice(len(p), p=p / p.sum()))
-            ids.append(token_id)
-            state = self.step(state, token_id)
-        return self.vocab.decode(ids)
 
     def __repr__(self) -> str:
         return (f"Grammar(n_features={self.vocab.n_features}, max_length={self.max_length}, "

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .operators import OPERATORS, apply_stateless, clip_finite, fit_apply_stateful
-from .sequence import ErrorKind, InvalidSequence
-from .vocab import SEP, feature_index
+from .operators import Operator, apply_stateless, clip_finite, fit_apply_stateful
+from .sequence import ErrorKind, InvalidSequence, fold_postfix, split_features
+from .vocab import feature_index
 
 #: Fitted states of the stateful operators, keyed by token position in the sequence.
 States = dict[int, dict[str, Any]]
@@ -43,37 +43,25 @@ def evaluate(tokens: Sequence[str], X: np.ndarray, states: States | None = None,
         The states used, including those fitted by this call.
     """
     states = dict(states or {})
-    columns: list[np.ndarray] = []
-    stack: list[np.ndarray] = []
-    for position, token in enumerate(tokens):
-        if token == SEP:
-            columns.append(_single(stack))
-            stack = []
-            continue
-        op = OPERATORS.get(token)
-        if op is None:
-            index = feature_index(token)
-            if index is None or index >= X.shape[1]:
-                raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown token {token!r}")
-            stack.append(clip_finite(X[:, index]))
-            continue
-        if len(stack) < op.arity:
-            raise InvalidSequence(ErrorKind.ARITY, f"{token!r} needs {op.arity} operand(s)")
-        operands = stack[len(stack) - op.arity:]
-        del stack[len(stack) - op.arity:]
+
+    def leaf(_: int, token: str) -> np.ndarray:
+        index = feature_index(token)
+        if index is None or index >= X.shape[1]:
+            raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown token {token!r}")
+        return clip_finite(X[:, index])
+
+    def apply(position: int, op: Operator, operands: list[np.ndarray]) -> np.ndarray:
         if op.stateful:
             result, states[position] = fit_apply_stateful(op, operands[0], states.get(position), fit_rows)
-        else:
-            result = apply_stateless(op, *operands)
-        stack.append(result)
-    columns.append(_single(stack))
+            return result
+        return apply_stateless(op, *operands)
+
+    columns: list[np.ndarray] = []
+    start = 0  # position of the feature's first token: stateful states are keyed by it
+    for feature in split_features(tokens):
+        columns.append(fold_postfix(feature, leaf, apply, start=start))
+        start += len(feature) + 1  # and the separator
     return np.column_stack(columns), states
-
-
-def _single(stack: list[np.ndarray]) -> np.ndarray:
-    if len(stack) != 1:
-        raise InvalidSequence(ErrorKind.LEFTOVER_OPERANDS, f"a feature leaves {len(stack)} values, not one")
-    return stack[0]
 
 
 def check_values(new: np.ndarray, original: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:

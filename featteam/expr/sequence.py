@@ -16,16 +16,24 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
-from .operators import OPERATORS
+from .operators import OPERATORS, Operator
 from .vocab import SEP, SEP_TEXT, feature_index, feature_token
+
+T = TypeVar("T")
 
 #: Default limits of a transformation.
 DEFAULT_MAX_LENGTH = 48
 DEFAULT_MAX_FEATURES = 6
 #: Most tokens in one new feature: a formula a person can still read.
 DEFAULT_MAX_FEATURE_LENGTH = 9
+#: Longest text :func:`parse` (and both text forms) reads, whitespace included: longer
+#: text is refused as UNPARSABLE before any work, so hostile input stays cheap.
+MAX_TEXT_LENGTH = 100_000
+#: Deepest nesting of parentheses and function calls in infix text: deeper text is
+#: refused as UNPARSABLE instead of exhausting Python's recursion limit.
+MAX_NESTING = 64
 
 
 class ErrorKind(str, Enum):
@@ -50,6 +58,110 @@ class InvalidSequence(ValueError):
     def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(f"{kind.value}: {message}")
         self.kind = kind
+
+
+# The stack-depth rule ------------------------------------------------------------------
+
+def token_arity(token: str) -> int:
+    """The arity of an operator token (1 or 2); 0 for any other token."""
+    op = OPERATORS.get(token)
+    return 0 if op is None else op.arity
+
+
+def next_depth(depth, arity, separator):
+    """The stack depth after one token: the single statement of the postfix stack rule.
+
+    A column token (``arity`` 0) pushes one value, an operator pops ``arity``
+    values and pushes one, the separator (``separator`` 1) closes the feature
+    and resets the depth to 0.  Written with arithmetic only (no branch, no
+    ``np.where``) so that it works unchanged, element-wise, on Python ints,
+    numpy integer arrays and torch long tensors.
+
+    Parameters
+    ----------
+    depth : int or integer array or long tensor
+        Values on the stack before the token.
+    arity : int or integer array or long tensor
+        The token's operator arity, 0 for a column token (see
+        :attr:`~featteam.expr.vocab.Vocabulary.arity`).
+    separator : int or integer array or long tensor
+        1 where the token is the separator, else 0 (integers, not booleans:
+        numpy and torch refuse ``1 - bool``).
+
+    Returns
+    -------
+    Same type as the inputs
+        ``(depth + 1 - arity) * (1 - separator)``.  Tokens that are neither
+        columns, operators nor the separator (the end, start and padding
+        tokens) have no depth of their own: callers handle them first.
+    """
+    return (depth + 1 - arity) * (1 - separator)
+
+
+def stack_depths(tokens: Sequence[str]) -> list[int]:
+    """The stack depth after each token (the separator resets it to 0), by :func:`next_depth`.
+
+    No check is made: an operator without enough operands gives a depth below 1.
+    """
+    depths: list[int] = []
+    depth = 0
+    for token in tokens:
+        depth = next_depth(depth, token_arity(token), int(token == SEP))
+        depths.append(depth)
+    return depths
+
+
+def fold_postfix(feature: Sequence[str], leaf: Callable[[int, str], T],
+                 apply: Callable[[int, Operator, list[T]], T], start: int = 0,
+                 name: str = "a feature") -> T:
+    """Reduce one postfix feature to one value: the one stack machine of the package.
+
+    Parameters
+    ----------
+    feature : sequence of str
+        The tokens of one feature (no separator).
+    leaf : callable
+        ``leaf(position, token) -> value`` for every token that is no operator.
+    apply : callable
+        ``apply(position, operator, operands) -> value``; ``operands`` are in
+        stack order (the first operand deepest).
+    start : int
+        Position of the feature's first token in its whole sequence: positions
+        passed to ``leaf`` and ``apply`` are ``start + i`` (stateful operators
+        keep their fitted state under that position).
+    name : str
+        How error messages name the feature.
+
+    Returns
+    -------
+    The single value the feature reduces to.
+
+    Raises
+    ------
+    InvalidSequence
+        ARITY when an operator lacks operands, LEFTOVER_OPERANDS when the
+        feature does not reduce to exactly one value (an empty one included).
+    """
+    stack: list[T] = []
+    for position, token in enumerate(feature, start):
+        op = OPERATORS.get(token)
+        if op is None:
+            stack.append(leaf(position, token))
+            continue
+        if len(stack) < op.arity:
+            raise InvalidSequence(ErrorKind.ARITY,
+                                  f"{name}: {token!r} needs {op.arity} operand(s), has {len(stack)}")
+        operands = stack[len(stack) - op.arity:]
+        del stack[len(stack) - op.arity:]
+        stack.append(apply(position, op, operands))
+    if len(stack) != 1:
+        raise InvalidSequence(ErrorKind.LEFTOVER_OPERANDS, f"{name} leaves {len(stack)} values, not one")
+    return stack[0]
+
+
+def _no_value(*_: object) -> None:
+    """A fold step that computes nothing: the fold then only checks the structure."""
+    return None
 
 
 def split_features(tokens: Sequence[str]) -> list[list[str]]:
@@ -111,19 +223,7 @@ def check_structure(tokens: Sequence[str], n_features: int, max_length: int = DE
         if max_feature_length is not None and len(feature) > max_feature_length:
             raise InvalidSequence(ErrorKind.TOO_LONG, f"feature {number} has {len(feature)} tokens, "
                                                       f"at most {max_feature_length} allowed")
-        depth = 0
-        for token in feature:
-            op = OPERATORS.get(token)
-            if op is None:
-                depth += 1
-                continue
-            if depth < op.arity:
-                raise InvalidSequence(ErrorKind.ARITY,
-                                      f"feature {number}: {token!r} needs {op.arity} operand(s), has {depth}")
-            depth -= op.arity - 1
-        if depth != 1:
-            raise InvalidSequence(ErrorKind.LEFTOVER_OPERANDS,
-                                  f"feature {number} leaves {depth} values, not one")
+        fold_postfix(feature, _no_value, _no_value, name=f"feature {number}")
         if len(feature) == 1:
             raise InvalidSequence(ErrorKind.NO_OPERATOR, f"feature {number} is a bare copy of {feature[0]}")
         if tuple(feature) in seen:
@@ -160,8 +260,15 @@ def _resolve_name(name: str, columns: Sequence[str] | None, quoted: bool) -> str
 _LEX = re.compile(r"\s*(?:`((?:[^`]|``)*)`|([(),\[\]])|([+\-*/])|([^\s(),\[\]`+\-*/]+))")
 
 
+def _check_length(text: str) -> None:
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidSequence(ErrorKind.UNPARSABLE,
+                              f"{len(text)} characters, at most {MAX_TEXT_LENGTH} are read")
+
+
 def _lex(text: str) -> list[tuple[str, str]]:
     """Split text into (kind, value) pairs: kind is 'name', 'qname', 'punct' or 'op'."""
+    _check_length(text)
     out: list[tuple[str, str]] = []
     pos = 0
     text = text.strip()
@@ -188,6 +295,11 @@ def parse_postfix(text: str, columns: Sequence[str] | None = None) -> list[str]:
     Column names may stand for ``f{i}`` (in backticks when they contain spaces
     or clash with an operator).  Only the tokenisation is done here; call
     :func:`check_structure` to validate.
+
+    Raises
+    ------
+    InvalidSequence
+        UNPARSABLE or UNKNOWN_TOKEN; text longer than :data:`MAX_TEXT_LENGTH` is UNPARSABLE.
     """
     lexemes = _lex(text)
     if lexemes and lexemes[0] == ("punct", "["):
@@ -225,21 +337,10 @@ def to_postfix_text(tokens: Sequence[str], columns: Sequence[str] | None = None)
 
 def render_feature(feature: Sequence[str], columns: Sequence[str] | None = None) -> str:
     """Render one postfix feature as infix (binary operations fully parenthesised)."""
-    stack: list[str] = []
-    for token in feature:
-        op = OPERATORS.get(token)
-        if op is None:
-            index = feature_index(token)
-            stack.append(quote_name(str(columns[index])) if columns is not None else token)
-            continue
-        if len(stack) < op.arity:
-            raise InvalidSequence(ErrorKind.ARITY, f"{token!r} needs {op.arity} operand(s)")
-        operands = stack[len(stack) - op.arity:]
-        del stack[len(stack) - op.arity:]
-        stack.append(op.render(*operands))
-    if len(stack) != 1:
-        raise InvalidSequence(ErrorKind.LEFTOVER_OPERANDS, "feature does not reduce to one value")
-    return stack[0]
+    def leaf(_: int, token: str) -> str:
+        return quote_name(str(columns[feature_index(token)])) if columns is not None else token
+
+    return fold_postfix(feature, leaf, lambda _, op, operands: op.render(*operands))
 
 
 def render(tokens: Sequence[str], columns: Sequence[str] | None = None) -> str:
@@ -248,12 +349,17 @@ def render(tokens: Sequence[str], columns: Sequence[str] | None = None) -> str:
 
 
 class _InfixParser:
-    """Recursive descent over ``expr := term (+|- term)*``, ``term := factor (*|/ factor)*``."""
+    """Recursive descent over ``expr := term (+|- term)*``, ``term := factor (*|/ factor)*``.
+
+    Each parenthesis or function call recurses a few Python frames deep, so
+    nesting is limited to :data:`MAX_NESTING` (an InvalidSequence, not a RecursionError).
+    """
 
     def __init__(self, lexemes: list[tuple[str, str]], columns: Sequence[str] | None) -> None:
         self.lexemes = lexemes
         self.pos = 0
         self.columns = columns
+        self.nesting = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.lexemes[self.pos] if self.pos < len(self.lexemes) else None
@@ -283,7 +389,9 @@ class _InfixParser:
         out = operand()
         while (lexeme := self.peek()) is not None and lexeme[0] == "op" and lexeme[1] in operators:
             self.take()
-            out = out + operand() + [lexeme[1]]
+            # In place: rebuilding the list per operand is quadratic on a long chain a + b + c + ...
+            out.extend(operand())
+            out.append(lexeme[1])
         return out
 
     def expr(self) -> list[str]:
@@ -292,27 +400,40 @@ class _InfixParser:
     def term(self) -> list[str]:
         return self._binary_chain(self.factor, ("*", "/"))
 
+    def nested(self) -> list[str]:
+        """The expression inside a parenthesis just taken, up to and including its ')'."""
+        if self.nesting >= MAX_NESTING:
+            raise InvalidSequence(ErrorKind.UNPARSABLE, f"formula nested more than {MAX_NESTING} deep")
+        self.nesting += 1
+        inner = self.expr()
+        self.expect(")")
+        self.nesting -= 1
+        return inner
+
     def factor(self) -> list[str]:
         kind, value = self.take()
         if (kind, value) == ("punct", "("):
-            inner = self.expr()
-            self.expect(")")
-            return inner
+            return self.nested()
         if kind == "name" and self.peek() == ("punct", "("):
             op = OPERATORS.get(value)
             if op is None or op.arity != 1:
                 raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown function {value!r}")
             self.take()
-            inner = self.expr()
-            self.expect(")")
-            return inner + [value]
+            return self.nested() + [value]
         if kind in ("name", "qname"):
             return [_resolve_name(value, self.columns, quoted=kind == "qname")]
         raise InvalidSequence(ErrorKind.UNPARSABLE, f"unexpected {value!r}")
 
 
 def parse_infix(text: str, columns: Sequence[str] | None = None) -> list[str]:
-    """Parse readable infix text (what :func:`render` writes) into a postfix sequence."""
+    """Parse readable infix text (what :func:`render` writes) into a postfix sequence.
+
+    Raises
+    ------
+    InvalidSequence
+        UNPARSABLE or UNKNOWN_TOKEN; text longer than :data:`MAX_TEXT_LENGTH` or nested
+        more than :data:`MAX_NESTING` deep is UNPARSABLE.
+    """
     lexemes = _lex(text)
     if not lexemes:
         raise InvalidSequence(ErrorKind.UNPARSABLE, "empty formula")
@@ -320,7 +441,16 @@ def parse_infix(text: str, columns: Sequence[str] | None = None) -> list[str]:
 
 
 def parse(text: str, columns: Sequence[str] | None = None) -> list[str]:
-    """Parse either text form: ``[...]`` is postfix, anything else infix."""
+    """Parse either text form: ``[...]`` is postfix, anything else infix.
+
+    Raises
+    ------
+    InvalidSequence
+        The only error for any text: UNPARSABLE or UNKNOWN_TOKEN.  Text longer than
+        :data:`MAX_TEXT_LENGTH` characters (whitespace included) is refused before
+        it is read; infix text nested more than :data:`MAX_NESTING` deep is refused.
+    """
+    _check_length(text)  # before strip(): refuse huge text without copying it
     stripped = text.strip()
     if stripped.startswith("["):
         return parse_postfix(stripped, columns)

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .imputation import fill_missing, fit_medians
 from .program import States, evaluate
 from .sequence import (
     DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH, check_structure, parse, render_feature,
@@ -102,18 +103,15 @@ class Transformation:
         matrix = self._matrix(X)
         if matrix.shape[0] == 0:
             raise TransformationError("cannot fit a transformation on zero rows")
-        impute = []
-        for j in range(matrix.shape[1]):
-            finite = matrix[np.isfinite(matrix[:, j]), j]
-            impute.append(float(np.median(finite)) if finite.size else 0.0)
-        filled = _fill(matrix, impute)
+        impute = fit_medians(matrix).tolist()  # Python floats: the JSON keeps them
+        filled = fill_missing(matrix, impute)
         _, states = evaluate(self.tokens, filled)
         return Transformation(self.tokens, self.input_columns, impute, states, dict(self.metadata))
 
     def impute(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The input columns with missing or non-finite values replaced by the fitted values."""
         self._require_fitted()
-        return _fill(self._matrix(X), self.impute_values)
+        return fill_missing(self._matrix(X), self.impute_values)
 
     def transform(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The new features for the rows of ``X``, shape (n_rows, n_new_features)."""
@@ -171,11 +169,3 @@ class Transformation:
         except json.JSONDecodeError as exc:
             raise TransformationError(f"{path} is not valid JSON: {exc}") from None
         return cls.from_dict(data)
-
-
-def _fill(matrix: np.ndarray, values: Sequence[float]) -> np.ndarray:
-    bad = ~np.isfinite(matrix)
-    if bad.any():
-        matrix = matrix.copy()
-        matrix[bad] = np.take(np.asarray(values, dtype=np.float64), np.nonzero(bad)[1])
-    return matrix

@@ -12,7 +12,10 @@ PAD, SOS, EOS, SEP = "<pad>", "<sos>", "<eos>", "<sep>"
 SPECIALS: tuple[str, ...] = (PAD, SOS, EOS, SEP)
 #: How the separator is written in the LLM text form ``[f0 f1 + , f2 sqrt]``.
 SEP_TEXT = ","
-_FEATURE_RE = re.compile(r"^f(0|[1-9][0-9]*)$")
+#: Most digits of a feature index: ``int()`` of longer digit strings is slow or refused
+#: (Python's 4300-digit limit), and no table has a billion columns.
+MAX_INDEX_DIGITS = 9
+_FEATURE_RE = re.compile(rf"^f(0|[1-9][0-9]{{0,{MAX_INDEX_DIGITS - 1}}})$")
 
 
 def feature_token(index: int) -> str:
@@ -21,13 +24,26 @@ def feature_token(index: int) -> str:
 
 
 def feature_index(token: str) -> int | None:
-    """The index of a feature token, or None if ``token`` is not one."""
+    """The index of a feature token, or None if ``token`` is not one.
+
+    An index longer than :data:`MAX_INDEX_DIGITS` digits is no feature token.
+    """
     match = _FEATURE_RE.match(token)
     return int(match.group(1)) if match else None
 
 
-def is_operator(token: str) -> bool:
-    return token in OPERATORS
+def token_text(token: str) -> str:
+    """The text of an expression token as an LLM writes it inside ``[...]``.
+
+    ``" ]"`` for the end token (it closes the bracket), ``" ,"`` for the
+    separator and ``" " + token`` otherwise, so that the texts of a sequence
+    concatenate to the postfix form ``[f0 f1 + , f2 sqrt ]`` after ``"["``.
+    """
+    if token == EOS:
+        return " ]"
+    if token == SEP:
+        return " " + SEP_TEXT
+    return " " + token
 
 
 class Vocabulary:
@@ -49,6 +65,11 @@ class Vocabulary:
         self.unary_ids = np.array([self.index[t] for t in UNARY])
         self.binary_ids = np.array([self.index[t] for t in BINARY])
         self.feature_ids = np.arange(len(SPECIALS) + len(OPERATORS), len(self.tokens))
+        #: Operator arity by token id, 0 for everything else (features and specials):
+        #: the ``arity`` argument of :func:`~featteam.expr.sequence.next_depth`.
+        self.arity = np.zeros(len(self.tokens), dtype=np.int64)
+        for token, op in OPERATORS.items():
+            self.arity[self.index[token]] = op.arity
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -18,6 +18,10 @@ def cache_key(**parts: Any) -> str:
 class ResponseCache:
     """SQLite table ``key -> JSON response``; safe to share between runs.
 
+    The database file (and its folder) is opened or created on first use, not on construction:
+    a run that never asks an LLM (``teacher="none"``) leaves the cache directory untouched, and
+    a lookup in a file that does not exist yet is a miss that creates nothing.
+
     Parameters
     ----------
     path : str or Path or None
@@ -26,27 +30,51 @@ class ResponseCache:
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = None if path is None else Path(path)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(":memory:" if self.path is None else str(self.path), check_same_thread=False)
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.commit()
+        self._db: sqlite3.Connection | None = None
+        self._closed = False
+        if self.path is None:
+            self._connect()  # in memory: no I/O, and nothing to find later
+
+    def _connect(self) -> sqlite3.Connection:
+        """The open database, created with its folder if needed (call with the lock held, or in __init__)."""
+        if self._closed:
+            # As sqlite3 says of a closed connection: a closed cache is not silently reopened.
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        if self._db is None:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(":memory:" if self.path is None else str(self.path), check_same_thread=False)
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.commit()
+        return self._db
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """The database if it is open or its file exists; None when there is nothing to read yet."""
+        if not self._closed and self._db is None and (self.path is None or not self.path.exists()):
+            return None
+        return self._connect()
 
     def get(self, key: str) -> Any | None:
         with self._lock:
-            row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+            db = self._reader()
+            row = None if db is None else db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, value: Any) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-            self._db.commit()
+            db = self._connect()
+            db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            db.commit()
 
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            db = self._reader()
+            return 0 if db is None else db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+            self._db = None
+            self._closed = True

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from ..decoding import Draw, sample
 from ..errors import FeatteamError
-from ..expr import EOS, SEP, Grammar
+from ..expr import Grammar, GrammarState, token_text
 from ..settings import cache_dir
 from .base import LLMBackend, Usage
 from .cache import ResponseCache, cache_key
@@ -51,7 +52,19 @@ def default_gguf() -> Path:
 
 
 def resolve_model_dir(model: str | Path | None = None) -> Path:
-    """A directory transformers can load quickly: the model itself, or a cached conversion of a GGUF file."""
+    """A directory transformers can load quickly: the model itself, or a cached conversion of a GGUF file.
+
+    Parameters
+    ----------
+    model : str or Path, optional
+        A model directory, a ``.gguf`` file, or None (or ``DEFAULT_MODEL``) for the embedded model.
+
+    Returns
+    -------
+    Path
+        The model directory, or ``cache_dir()/models/<stem>-<digest>``; the conversion is written
+        there once (through a ``.partial`` folder renamed when complete), creating the folders it needs.
+    """
     if model is None or str(model) == DEFAULT_MODEL:
         gguf = default_gguf()
     else:
@@ -67,6 +80,8 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
     if (target / "config.json").exists():
         return target
     logger.warning("converting %s for transformers (once; cached in %s)", gguf.name, target)
+    import shutil
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -77,6 +92,13 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
     if hasattr(lm.config, "quantization_config"):
         del lm.config.quantization_config
     partial = target.with_name(target.name + ".partial")
+    # cache_dir() only names the folder: the conversion is what writes there, so it creates it.
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    if partial.exists():
+        # Left by a run killed mid-conversion: its files are incomplete, and rename below
+        # needs the name free of a stale directory.
+        logger.warning("removing an unfinished conversion in %s", partial)
+        shutil.rmtree(partial)
     lm.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
     partial.rename(target)  # atomic: a half-written conversion is never used
@@ -112,7 +134,7 @@ class ExpressionTrie:
         for token_id, token in enumerate(vocab.tokens):
             if token in ("<pad>", "<sos>"):
                 continue
-            text = " ]" if token == EOS else " ," if token == SEP else " " + token
+            text = token_text(token)
             self.texts[token_id] = text
             ids = tokenizer.encode(text, add_special_tokens=False)
             node = self.root
@@ -206,64 +228,119 @@ class LocalLM(LLMBackend):
             trie = self._tries[grammar.vocab] = ExpressionTrie(self._tokenizer, grammar.vocab)
         prompt = self.prompt_ids(messages)
         generator = torch.Generator().manual_seed(int(seed))
-        states = [grammar.initial_state() for _ in range(n)]
-        nodes: list[Any] = [None] * n  # None: between expression tokens
-        chosen: list[list[int]] = [[] for _ in range(n)]
-        done = [False] * n
-        start = time.perf_counter()
-        completion = 0
+        filler = self._tokenizer.eos_token_id or 0  # what a finished row feeds the model
         max_steps = (grammar.max_length + 1) * 8
+        start = time.perf_counter()
         with torch.no_grad():
-            logits, cache = lm_step(self._lm, torch.tensor([prompt]))
-            logits = logits.expand(n, -1)
-            cache = repeat_cache(cache, n)
-            for _ in range(max_steps):
-                next_ids = []
-                for b in range(n):
-                    if done[b]:
-                        next_ids.append(self._tokenizer.eos_token_id or 0)
-                        continue
-                    options = self._options(trie, grammar, states[b], nodes[b])
-                    allowed = torch.tensor(sorted(options), dtype=torch.long)
-                    scores = logits[b, allowed] / max(self.temperature, 1e-5)
-                    pick = int(allowed[torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)])
-                    states[b], nodes[b] = self._advance(trie, grammar, states[b], nodes[b], pick, chosen[b])
-                    done[b] = states[b].finished
-                    next_ids.append(pick)
-                    completion += 1
-                if all(done):
-                    break
-                logits, cache = lm_step(self._lm, torch.tensor(next_ids).unsqueeze(1), cache)
-        self.usage.record(len(prompt), completion, time.perf_counter() - start)
+            rows = sample(_PromptedLM(self._lm, prompt), n, TrieConstraint(trie, grammar),
+                          _subset_draw(generator, self.temperature, filler), start_token=filler, max_steps=max_steps)
+        self.usage.record(len(prompt), sum(len(row.tokens) for row in rows), time.perf_counter() - start)
         texts = []
-        for b in range(n):
-            if not done[b]:  # cannot happen with an exact grammar; kept as a guard
+        for row in rows:
+            if not row.finished:  # cannot happen with an exact grammar; kept as a guard
                 logger.warning("a local sample did not finish within %d steps", max_steps)
-            tokens = [grammar.vocab.tokens[i] for i in chosen[b] if i != grammar.vocab.eos_id]
+            tokens = [grammar.vocab.tokens[i] for i in row.state.chosen if i != grammar.vocab.eos_id]
             texts.append("[" + "".join(trie.texts[grammar.vocab.index[t]] for t in tokens) + " ]")
         return texts
 
-    @staticmethod
-    def _options(trie: ExpressionTrie, grammar: Grammar, state, node) -> set[int]:
-        allowed = grammar.allowed(state)
+
+class _PromptedLM:
+    """A causal LM after a prompt, as a next-token source over its own (subword) vocabulary: the
+    prompt is computed once and its KV cache repeated for every row."""
+
+    def __init__(self, lm, prompt_ids: list[int]) -> None:
+        self.lm = lm
+        self.prompt_ids = prompt_ids
+
+    def start(self, n_inputs: int, beam: int) -> dict[str, Any]:
+        import torch
+
+        logits, cache = lm_step(self.lm, torch.tensor([self.prompt_ids]))
+        rows = n_inputs * beam
+        return {"first": logits.expand(rows, -1).contiguous(), "cache": repeat_cache(cache, rows)}
+
+    def step(self, state: dict[str, Any], last_tokens: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        import torch
+
+        if state["first"] is not None:  # the prompt's last position gives the first token
+            return state["first"].numpy(), {**state, "first": None}
+        logits, cache = lm_step(self.lm, torch.tensor(last_tokens).unsqueeze(1), state["cache"])
+        return logits.numpy(), {**state, "cache": cache}
+
+    def reorder(self, state: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+        raise NotImplementedError("the local teacher samples; it does not beam-search")
+
+
+@dataclass
+class TrieState:
+    """Where a row of subwords stands: the grammar state of its complete expression tokens, the
+    trie node inside the token being written (None between tokens), the tokens so far."""
+
+    grammar: GrammarState
+    node: _TrieNode | None
+    chosen: list[int]
+
+
+class TrieConstraint:
+    """Subwords that continue an allowed expression token (or, at a complete one, start an allowed
+    next token): a :class:`featteam.decoding.Constraint` over an LLM's vocabulary."""
+
+    def __init__(self, trie: ExpressionTrie, grammar: Grammar) -> None:
+        self.trie = trie
+        self.grammar = grammar
+
+    def initial(self) -> TrieState:
+        return TrieState(self.grammar.initial_state(), None, [])
+
+    def options(self, state: TrieState) -> set[int]:
+        grammar, trie, node = self.grammar, self.trie, state.node
+        allowed = grammar.allowed(state.grammar)
         if node is None:
             return set(trie.starts(allowed))
         options = {sub for sub, child in node.children.items() if child.below & set(np.flatnonzero(allowed))}
         if node.terminal is not None and allowed[node.terminal]:
-            options |= set(trie.starts(grammar.allowed(grammar.step(state, node.terminal))))
+            options |= set(trie.starts(grammar.allowed(grammar.step(state.grammar, node.terminal))))
         return options
 
-    @staticmethod
-    def _advance(trie: ExpressionTrie, grammar: Grammar, state, node, pick: int, chosen: list[int]):
+    def mask(self, states: list[TrieState]) -> np.ndarray:
+        rows = [self.options(s) if not s.grammar.finished else set() for s in states]
+        width = max([max(r) for r in rows if r] + [0]) + 1  # the drawer reads the allowed ids only
+        mask = np.zeros((len(states), width), dtype=bool)
+        for r, options in enumerate(rows):
+            mask[r, sorted(options)] = True
+        return mask
+
+    def advance(self, state: TrieState, pick: int) -> TrieState:
+        grammar, trie = self.grammar, self.trie
+        node, gstate, chosen = state.node, state.grammar, state.chosen
         if node is not None and pick in node.children:
             node = node.children[pick]
         else:
             if node is not None:  # the subword starts the next token: the current one is complete
-                state = grammar.step(state, node.terminal)
-                chosen.append(node.terminal)
+                gstate = grammar.step(gstate, node.terminal)
+                chosen = chosen + [node.terminal]
             node = trie.root.children[pick]
         if not node.children:  # a leaf completes its token at once
-            state = grammar.step(state, node.terminal)
-            chosen.append(node.terminal)
+            gstate = grammar.step(gstate, node.terminal)
+            chosen = chosen + [node.terminal]
             node = None
-        return state, node
+        return TrieState(gstate, node, chosen)
+
+    def finished(self, state: TrieState) -> bool:
+        return state.grammar.finished
+
+
+def _subset_draw(generator, temperature: float, filler: int) -> Draw:
+    """A ``draw`` that samples each active row among its allowed subwords only (softmax over that
+    subset, one multinomial per row in row order: the local teacher's answers stay as they were)."""
+    import torch
+
+    def draw(scores: np.ndarray, mask: np.ndarray, done: np.ndarray) -> np.ndarray:
+        picks = np.full(len(scores), filler, dtype=np.int64)
+        for b in np.flatnonzero(~done):
+            allowed = torch.from_numpy(np.flatnonzero(mask[b]))
+            logits = torch.from_numpy(np.ascontiguousarray(scores[b]))[allowed] / max(temperature, 1e-5)
+            picks[b] = int(allowed[torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)])
+        return picks
+
+    return draw

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def _cache_keyword() -> str:
+def cache_keyword() -> str:
+    """The keyword transformers takes a KV cache by (renamed in transformers 5)."""
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
     # transformers 5 renamed past_key_values to cache.
@@ -16,7 +17,7 @@ def lm_step(lm, input_ids, cache=None, attention_mask=None):
     if attention_mask is not None:
         kwargs["attention_mask"] = attention_mask
     if cache is not None:
-        kwargs[_cache_keyword()] = cache
+        kwargs[cache_keyword()] = cache
     output = lm(**kwargs)
     new_cache = getattr(output, "cache", None)
     if new_cache is None:

@@ -7,6 +7,9 @@ initial state and every input carry z, reconstructs the sequence.  Loss:
 Searching moves the embeddings of the best golden examples along the
 evaluator's gradient; :class:`LatentDecoderSource` decodes them through the
 shared beam search (:mod:`featteam.decoding`).
+
+Randomness (initial weights, shuffling) comes from the configuration's seed, drawn
+inside :func:`seeded` so that torch's global generator is left as it was found.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,9 +26,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from .expr import Vocabulary, join_features, split_features
+from ..expr import Vocabulary, join_features, split_features
+from ..records import from_dict, to_json_value
+from ..report import LatentMetrics
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def seeded(seed: int):
+    """torch's global generator seeded for a block, and restored after it (no global state leaks)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclass
+class SearchPoint:
+    """An embedding found by the gradient search, and where it came from."""
+
+    seed: list[str]          # the golden example it started from
+    seed_index: int
+    step_size: float
+    z: np.ndarray
+    predicted_seed: float    # the evaluator's prediction at the seed
+    predicted: float = float("nan")  # ... and at the point
 
 
 @dataclass
@@ -64,7 +90,8 @@ class EncoderEvaluatorDecoder(nn.Module):
         self.init_c = nn.Linear(c.latent_dim, c.hidden_dim)
         self.decoder = nn.LSTM(c.embedding_dim + c.latent_dim, c.hidden_dim, batch_first=True)
         self.attention = c.attention
-        self.attend = nn.Linear(c.hidden_dim, 2 * c.hidden_dim, bias=False)
+        # Built before the classifier, as always, so the classifier's initial weights do not move.
+        self.attend = nn.Linear(c.hidden_dim, 2 * c.hidden_dim, bias=False) if c.attention else None
         context = 2 * c.hidden_dim if c.attention else 0
         self.classifier = nn.Linear(c.hidden_dim + c.latent_dim + context, vocab_size)
 
@@ -130,11 +157,11 @@ class LatentModel:
     def __init__(self, vocab: Vocabulary, config: LatentConfig | None = None) -> None:
         self.vocab = vocab
         self.config = config or LatentConfig()
-        torch.manual_seed(self.config.seed)
-        self.net = EncoderEvaluatorDecoder(len(vocab), self.config)
+        with seeded(self.config.seed):
+            self.net = EncoderEvaluatorDecoder(len(vocab), self.config)
         self.score_min, self.score_max = 0.0, 1.0
         self.history: list[dict[str, float]] = []
-        self.metrics: dict[str, Any] = {}
+        self.metrics: LatentMetrics | None = None
 
     # -- tensors -------------------------------------------------------------------
 
@@ -170,12 +197,15 @@ class LatentModel:
 
     def fit(self, sequences: Sequence[Sequence[str]], scores: Sequence[float], progress: bool = False) -> "LatentModel":
         """Train on golden examples; a validation part (by example) drives early stopping."""
+        with seeded(self.config.seed):
+            return self._fit(sequences, scores, progress)
+
+    def _fit(self, sequences: Sequence[Sequence[str]], scores: Sequence[float], progress: bool) -> "LatentModel":
         from scipy.stats import spearmanr
         from tqdm.auto import tqdm
 
         c = self.config
         rng = np.random.default_rng(c.seed)
-        torch.manual_seed(c.seed)
         scores = np.asarray(scores, dtype=float)
         n = len(sequences)
         if n < 10:
@@ -237,14 +267,11 @@ class LatentModel:
         decoded = self.reconstruct(val_seqs)
         exact = float(np.mean([d == list(s) for d, s in zip(decoded, val_seqs)]))
         rho = spearmanr(predicted, val_scores.numpy())[0] if len(val_seqs) > 2 else float("nan")
-        self.metrics = {
-            "train_examples": len(train_idx), "validation_examples": len(val_idx),
-            "training_sequences": len(train_seqs), "epochs": len(self.history),
-            "train_seconds": round(time.perf_counter() - start, 2),
-            "validation_token_accuracy": token_accuracy, "validation_exact_reconstruction": exact,
-            "validation_evaluator_spearman": float(rho) if np.isfinite(rho) else None,
-            "best_validation_loss": best,
-        }
+        self.metrics = LatentMetrics(
+            train_examples=len(train_idx), validation_examples=len(val_idx), training_sequences=len(train_seqs),
+            epochs=len(self.history), train_seconds=round(time.perf_counter() - start, 2),
+            validation_token_accuracy=token_accuracy, validation_exact_reconstruction=exact,
+            validation_evaluator_spearman=float(rho) if np.isfinite(rho) else None, best_validation_loss=best)
         return self
 
     # -- embeddings and search -------------------------------------------------------
@@ -269,7 +296,7 @@ class LatentModel:
         return normalised * (self.score_max - self.score_min) + self.score_min
 
     def search(self, seeds: Sequence[Sequence[str]], step_sizes: Sequence[float] = (1, 2, 3, 4, 5),
-               step_scale: float | None = None, min_distance: float = 1e-3) -> list[dict[str, Any]]:
+               step_scale: float | None = None, min_distance: float = 1e-3) -> list[SearchPoint]:
         """Move each seed's embedding along the evaluator's gradient: z' = z + eta * alpha * g / |g|.
 
         ``alpha`` (``step_scale``) defaults to a tenth of the median embedding norm, so
@@ -284,7 +311,7 @@ class LatentModel:
         alpha = step_scale if step_scale is not None else 0.1 * float(np.median(np.linalg.norm(z0, axis=1)))
         direction = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
         base = self.predict(z0)
-        points: list[dict[str, Any]] = []
+        points: list[SearchPoint] = []
         kept: list[np.ndarray] = []
         for i, seed in enumerate(seeds):
             for eta in step_sizes:
@@ -292,18 +319,21 @@ class LatentModel:
                 if any(np.linalg.norm(moved - k) < min_distance * alpha for k in kept):
                     continue
                 kept.append(moved)
-                points.append({"seed": list(seed), "seed_index": i, "step_size": float(eta), "z": moved,
-                               "predicted_seed": float(base[i])})
+                points.append(SearchPoint(list(seed), i, float(eta), moved, float(base[i])))
         if points:
-            predicted_new = self.predict(np.stack([p["z"] for p in points]))
+            predicted_new = self.predict(np.stack([p.z for p in points]))
             for p, value in zip(points, predicted_new):
-                p["predicted"] = float(value)
+                p.predicted = float(value)
         return points
+
+    def source(self, points: Sequence[SearchPoint]) -> "LatentDecoderSource":
+        """The ML decoder at searched points (attending to each point's seed)."""
+        return LatentDecoderSource(self, np.stack([p.z for p in points]), [p.seed for p in points])
 
     def reconstruct(self, sequences: Sequence[Sequence[str]]) -> list[list[str]]:
         """Greedy unmasked decoding of each sequence's own embedding."""
-        from .decoding import beam_search
-        from .expr import Grammar
+        from ..decoding import beam_search
+        from ..expr import Grammar
 
         grammar = Grammar(self.vocab, max_length=max(len(s) for s in sequences) + 2, max_features=64,
                           max_feature_length=64)
@@ -321,7 +351,7 @@ class LatentModel:
         save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(directory / "latent.safetensors"))
         (directory / "latent.json").write_text(json.dumps({
             "schema_version": 1, "n_features": self.vocab.n_features, "config": asdict(self.config),
-            "score_min": self.score_min, "score_max": self.score_max, "metrics": self.metrics,
+            "score_min": self.score_min, "score_max": self.score_max, "metrics": to_json_value(self.metrics),
             "history": self.history}, indent=2))
 
     @classmethod
@@ -334,7 +364,8 @@ class LatentModel:
         model.net.load_state_dict(load_file(str(directory / "latent.safetensors")))
         model.net.eval()
         model.score_min, model.score_max = meta["score_min"], meta["score_max"]
-        model.metrics, model.history = meta.get("metrics", {}), meta.get("history", [])
+        model.metrics = from_dict(LatentMetrics, meta["metrics"]) if meta.get("metrics") else None
+        model.history = meta.get("history", [])
         return model
 
 

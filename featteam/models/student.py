@@ -30,16 +30,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .expr import EOS, OPERATORS, SEP, Grammar, Vocabulary
-from .llm.local import DEFAULT_MODEL, load_causal_lm
-from .llm.torch_utils import repeat_cache
+from ..decoding import Draw, GrammarConstraint, Sampled, sample
+from ..expr import Grammar, Vocabulary, next_depth, token_text
+from ..llm.local import DEFAULT_MODEL, load_causal_lm
+from ..llm.torch_utils import cache_keyword, repeat_cache
+from ..records import from_dict, to_json_value
+from ..report import FinetuneMetrics
+from .latent import seeded
 
 logger = logging.getLogger(__name__)
 
 #: Deepest stack the depth embedding distinguishes (deeper is clamped).
 MAX_DEPTH = 16
-#: Marks a sample that wrote no end token within the length limit.
-UNFINISHED = "<unfinished>"
 
 
 @dataclass
@@ -63,8 +65,18 @@ def student_prompt(task: str, target: str, n_features: int) -> str:
             f"in postfix:")
 
 
-def token_text(token: str) -> str:
-    return " ]" if token == EOS else " ," if token == SEP else " " + token
+def torch_draw(generator: torch.Generator, temperature: float) -> Draw:
+    """A ``draw`` for :func:`featteam.decoding.sample` from a torch generator: one batched
+    multinomial over every row (finished rows draw a filler from a flat distribution)."""
+
+    def draw(scores: np.ndarray, mask: np.ndarray | None, done: np.ndarray) -> np.ndarray:
+        logits = torch.tensor(scores) / max(temperature, 1e-5)
+        if mask is not None:
+            logits = logits.masked_fill(~torch.tensor(mask), float("-inf"))
+        logits[torch.tensor(done)] = 0.0
+        return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1).numpy()
+
+    return draw
 
 
 class Student:
@@ -81,12 +93,12 @@ class Student:
         self.vocab = vocab
         self.prompt = prompt
         self.config = config or StudentConfig()
-        torch.manual_seed(self.config.seed)
-        lm, self.tokenizer, self.model_dir = load_causal_lm(None if self.config.base_model == DEFAULT_MODEL
-                                                            else self.config.base_model)
+        with seeded(self.config.seed):
+            lm, self.tokenizer, self.model_dir = load_causal_lm(None if self.config.base_model == DEFAULT_MODEL
+                                                                else self.config.base_model)
         self.base = lm
         self.lm = lm
-        self.metrics: dict[str, Any] = {}
+        self.metrics: FinetuneMetrics | None = None
         self.loss_curve: list[float] = []
         embeddings = lm.get_input_embeddings().weight.detach()
         rows = []
@@ -97,9 +109,7 @@ class Student:
         self.token_embeddings = nn.Parameter(init.clone())
         self.head = nn.Parameter(init.clone())  # the LM's output head is tied to its embeddings
         self.depth_embeddings = nn.Parameter(torch.zeros(MAX_DEPTH + 1, init.shape[1]))
-        self._arity = torch.zeros(len(vocab), dtype=torch.long)
-        for token, op in OPERATORS.items():
-            self._arity[vocab.index[token]] = op.arity
+        self._arity = torch.as_tensor(vocab.arity, dtype=torch.long)
         self.prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
         self._prompt_cache = None
         # <pad> and <sos> are no expression a model may write: never predicted.
@@ -117,7 +127,7 @@ class Student:
 
     def _hidden(self, embeds: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None):
         out = self._backbone()(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=cache is not None
-                               or attention_mask is None, **({_cache_kw(): cache} if cache is not None else {}))
+                               or attention_mask is None, **({cache_keyword(): cache} if cache is not None else {}))
         new_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         return out.last_hidden_state, new_cache
 
@@ -133,12 +143,10 @@ class Student:
                                                                         self.depth_embeddings]
 
     def next_depth(self, depth: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-        """Stack depth after each token (features push, operators pop arity - 1, separators reset)."""
-        arity = self._arity[token_ids]
-        is_feature = torch.isin(token_ids, torch.as_tensor(self.vocab.feature_ids))
-        new = torch.where(is_feature, depth + 1, torch.where(arity > 0, depth - arity + 1, depth))
-        new = torch.where(token_ids == self.vocab.sep_id, torch.zeros_like(new), new)
-        return new.clamp(0, MAX_DEPTH)
+        """Stack depth after each token (:func:`featteam.expr.next_depth`), clamped to the
+        depths the embedding distinguishes."""
+        separator = (token_ids == self.vocab.sep_id).long()
+        return next_depth(depth, self._arity[token_ids], separator).clamp(0, MAX_DEPTH)
 
     def embed_tokens(self, token_ids: torch.Tensor, depth_after: torch.Tensor) -> torch.Tensor:
         return self.token_embeddings[token_ids] + self.depth_embeddings[depth_after]
@@ -154,11 +162,14 @@ class Student:
 
     def finetune(self, sequences: Sequence[Sequence[str]], scores: Sequence[float], progress: bool = False) -> "Student":
         """Fine-tune on golden (prompt -> sequence) pairs, time-boxed by ``max_seconds``."""
+        with seeded(self.config.seed):
+            return self._finetune(sequences, scores, progress)
+
+    def _finetune(self, sequences: Sequence[Sequence[str]], scores: Sequence[float], progress: bool) -> "Student":
         from tqdm.auto import tqdm
 
         c = self.config
         rng = np.random.default_rng(c.seed)
-        torch.manual_seed(c.seed)
         if c.lora:
             from peft import LoraConfig, get_peft_model
 
@@ -204,13 +215,13 @@ class Student:
         self.lm.eval()
         self._prompt_cache = None
         seconds = time.perf_counter() - start
-        self.metrics = {"steps": steps, "epochs_run": steps / max(1, np.ceil(len(sequences) / c.batch_size)),
-                        "examples": len(sequences), "seconds": round(seconds, 2),
-                        "seconds_per_step": round(seconds / max(1, steps), 3),
-                        "training_tokens_per_second": round(n_tokens / max(seconds, 1e-9), 1),
-                        "first_loss": self.loss_curve[0] if self.loss_curve else None,
-                        "last_loss": float(np.mean(self.loss_curve[-5:])) if self.loss_curve else None,
-                        "time_limited": stop, "weighting": c.weighting, "lora": c.lora}
+        self.metrics = FinetuneMetrics(
+            steps=steps, epochs_run=float(steps / max(1, np.ceil(len(sequences) / c.batch_size))),
+            examples=len(sequences), seconds=round(seconds, 2), seconds_per_step=round(seconds / max(1, steps), 3),
+            training_tokens_per_second=round(n_tokens / max(seconds, 1e-9), 1),
+            first_loss=self.loss_curve[0] if self.loss_curve else None,
+            last_loss=float(np.mean(self.loss_curve[-5:])) if self.loss_curve else None,
+            time_limited=stop, weighting=c.weighting, lora=c.lora)
         return self
 
     def _batch_loss(self, sequences: Sequence[Sequence[str]], weights: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -249,37 +260,13 @@ class Student:
         return StudentSource(self)
 
     def sample(self, n: int, grammar: Grammar, masked: bool = True, temperature: float | None = None,
-               seed: int = 0) -> list[list[str]]:
-        """``n`` sampled sequences, batched with a KV cache (one forward per step for all);
-        ``temperature`` defaults to the config's."""
+               seed: int = 0) -> list[Sampled]:
+        """``n`` sampled sequences (token ids, the end token included when reached), batched with
+        a KV cache through :func:`featteam.decoding.sample`; ``temperature`` defaults to the config's."""
         temperature = self.config.temperature if temperature is None else temperature
-        generator = torch.Generator().manual_seed(seed)
-        source = self.source()
-        state = source.start(n, 1)
-        last = np.full(n, self.vocab.sos_id)
-        gstates = [grammar.initial_state() for _ in range(n)]
-        out: list[list[int]] = [[] for _ in range(n)]
-        done = np.zeros(n, dtype=bool)
-        for _ in range(grammar.max_length + 1):
-            logp, state = source.step(state, last)
-            logits = torch.tensor(logp) / max(temperature, 1e-5)
-            if masked:
-                mask = torch.tensor(np.stack([grammar.allowed(g) for g in gstates]))
-                logits = logits.masked_fill(~mask, float("-inf"))
-            logits[torch.tensor(done)] = 0.0  # finished rows: any token, ignored
-            picks = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1).numpy()
-            for r in range(n):
-                if done[r]:
-                    continue
-                out[r].append(int(picks[r]))
-                if masked:
-                    gstates[r] = grammar.step(gstates[r], int(picks[r]))
-                done[r] = picks[r] == self.vocab.eos_id
-            last = picks
-            if done.all():
-                break
-        return [self.vocab.decode(ids) if ids and ids[-1] == self.vocab.eos_id else
-                self.vocab.decode(ids) + [UNFINISHED] for ids in out]
+        draw = torch_draw(torch.Generator().manual_seed(seed), temperature)
+        return sample(self.source(), n, GrammarConstraint(grammar, masked), draw, self.vocab.sos_id,
+                      grammar.max_length + 1)
 
     # -- persistence --------------------------------------------------------------
 
@@ -299,7 +286,8 @@ class Student:
         self.tokenizer.save_pretrained(directory / "tokenizer")
         (directory / "student.json").write_text(json.dumps({
             "schema_version": 1, "n_features": self.vocab.n_features, "prompt": self.prompt,
-            "config": asdict(self.config), "metrics": self.metrics, "loss_curve": self.loss_curve}, indent=2))
+            "config": asdict(self.config), "metrics": to_json_value(self.metrics), "loss_curve": self.loss_curve},
+            indent=2))
 
     @classmethod
     def load(cls, directory: str | Path) -> "Student":
@@ -319,14 +307,10 @@ class Student:
         student.token_embeddings = nn.Parameter(tensors["token_embeddings"])
         student.head = nn.Parameter(tensors["head"])
         student.depth_embeddings = nn.Parameter(tensors["depth_embeddings"])
-        student.metrics, student.loss_curve = meta.get("metrics", {}), meta.get("loss_curve", [])
+        student.metrics = from_dict(FinetuneMetrics, meta["metrics"]) if meta.get("metrics") else None
+        student.loss_curve = meta.get("loss_curve", [])
         student.lm.eval()
         return student
-
-
-def _cache_kw() -> str:
-    from .llm.torch_utils import _cache_keyword
-    return _cache_keyword()
 
 
 class StudentSource:

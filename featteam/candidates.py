@@ -1,0 +1,186 @@
+"""Candidate transformations as typed records, and the helpers every step uses on them.
+
+A :class:`Candidate` is one proposal of one mode of the method - the teacher's or the
+explorer's golden examples (step 1), the ML decoder's (step 2), the student's (step 3)
+and the teaming decoder's (step 4) - with its validity, error class and search score.
+:data:`MODES` is the one list of modes, in the order reports show them; the pipeline,
+the report and the benchmark all read it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+from .expr import ErrorKind, InvalidSequence, canonical_key, render, to_postfix_text
+
+if TYPE_CHECKING:
+    from .evaluation import Evaluator
+
+logger = logging.getLogger(__name__)
+
+
+class Mode(str, Enum):
+    """Where a candidate comes from."""
+
+    TEACHER = "teacher"  # step 1: the teacher LLM's golden examples
+    EXPLORE = "explore"  # step 1: random generation, mutation and crossover
+    ML = "ml"            # step 2: the ML decoder from searched embeddings
+    STUDENT = "student"  # step 3: the student LLM alone
+    TEAMING = "teaming"  # step 4: the ML decoder and the student combined
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Every mode, in the order reports show them.
+MODES: tuple[Mode, ...] = tuple(Mode)
+#: The modes that are ablations of the method (``explore`` is the golden set's filler, not one).
+METHOD_MODES: tuple[Mode, ...] = (Mode.TEAMING, Mode.ML, Mode.STUDENT, Mode.TEACHER)
+
+
+def mode_of_source(source: str) -> Mode:
+    """The mode of a golden example's source (``teacher:local``, ``explore:mutation``, ...)."""
+    return Mode.TEACHER if source.startswith("teacher") else Mode.EXPLORE if source.startswith("explore") \
+        else Mode(source.split(":")[0])
+
+
+@dataclass
+class Candidate:
+    """One proposed transformation and what became of it.
+
+    ``valid`` means the sequence passed every check; ``score`` is its search score
+    (None when it was checked but not scored, as unmasked decodes are: they exist to
+    count errors).
+    """
+
+    mode: Mode
+    tokens: list[str] | None
+    source: str = ""
+    score: float | None = None
+    error: ErrorKind | None = None
+    message: str = ""
+    formula: str | None = None
+    #: the text the candidate was read from (the teacher's answer snippet)
+    raw: str | None = None
+    #: False: no end token within the limits
+    finished: bool = True
+    masked: bool | None = None
+    #: the student's sample before or after fine-tuning
+    stage: str | None = None
+    #: the golden example a searched point started from (postfix text), its step size and
+    #: the evaluator's prediction there
+    seed: str | None = None
+    step_size: float | None = None
+    predicted: float | None = None
+    teaming_lambda: float | None = None
+    teaming_rule: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.tokens is not None and self.error is None
+
+    @property
+    def scored(self) -> bool:
+        return self.valid and self.score is not None
+
+    @property
+    def sequence(self) -> str | None:
+        return to_postfix_text(self.tokens) if self.tokens else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON line, with its validity and postfix text for a person reading it."""
+        from .records import to_json_value
+
+        return {**to_json_value(self), "valid": self.valid, "sequence": self.sequence}
+
+    def reject(self, error: ErrorKind, message: str) -> "Candidate":
+        self.error, self.message, self.score = error, message, None
+        return self
+
+
+def check_and_score(candidates: list[Candidate], evaluator: "Evaluator", columns: Sequence[str],
+                    score: bool = True) -> list[Candidate]:
+    """Fill each candidate's validity, error class, formula and score (in place; returned).
+
+    With ``score`` False the valid ones are only checked (structure, then values), not
+    scored."""
+    to_score = []
+    for candidate in candidates:
+        try:
+            if not candidate.finished:
+                raise InvalidSequence(ErrorKind.TOO_LONG, "no end token within the length limit")
+            evaluator.check(candidate.tokens)
+            candidate.formula = render(candidate.tokens, columns)
+            if score:
+                to_score.append(candidate)
+            else:
+                evaluator.check_values(candidate.tokens)
+                candidate.error, candidate.message, candidate.score = None, "", None
+        except InvalidSequence as exc:
+            candidate.reject(exc.kind, str(exc))
+    for candidate, result in zip(to_score, evaluator.score_many([c.tokens for c in to_score])):
+        candidate.error, candidate.message = result.error, result.message
+        candidate.score = result.score
+    return candidates
+
+def decoded_candidates(mode: Mode, points: Sequence[Any], beams: Sequence[Sequence[Any]], evaluator: "Evaluator",
+                       masked: bool, columns: Sequence[str], score: bool = True) -> list[Candidate]:
+    """One candidate per decoded search point (a ``SearchPoint`` of the latent model): its best
+    beam (:class:`featteam.decoding.Beam`), checked, and scored if ``score``."""
+    vocab = evaluator.grammar().vocab
+    candidates = []
+    for point, point_beams in zip(points, beams):
+        best = point_beams[0] if point_beams else None
+        candidates.append(Candidate(
+            mode=mode, tokens=vocab.decode(best.token_ids) if best else [], source=mode.value, masked=masked,
+            finished=bool(best and best.finished), seed=to_postfix_text(point.seed) if point.seed else None,
+            step_size=point.step_size, predicted=point.predicted))
+    return check_and_score(candidates, evaluator, columns, score=score)
+
+
+def top_k(candidates: Iterable[Candidate], k: int) -> list[Candidate]:
+    """The ``k`` best scored candidates, best first; among equal scores the earlier first."""
+    return sorted((c for c in candidates if c.scored), key=lambda c: -c.score)[:k]
+
+
+def median(values: Sequence[float]) -> float | None:
+    """The median of ``values`` (the mean of the middle two for an even count); None if empty."""
+    return float(np.median(values)) if len(values) else None
+
+
+@dataclass
+class DecodeSummary:
+    """What a batch of candidates of one mode came to: validity, error classes, scores."""
+
+    n: int
+    valid: int
+    error_rate: float | None
+    errors: dict[str, int]
+    best_score: float | None = None
+    median_score: float | None = None
+    n_scored: int = 0
+    distinct: int = 0
+    #: distinct valid candidates that are not in the golden set
+    new_vs_golden: int | None = None
+
+
+def summarise(candidates: Sequence[Candidate], golden: Sequence[Candidate] | None = None) -> DecodeSummary:
+    """Validity and error classes of ``candidates``, and the best and median scores of the
+    scored ones, with how many are distinct and (given the golden set) new."""
+    errors = Counter(c.error.value for c in candidates if not c.valid and c.error is not None)
+    n = len(candidates)
+    n_invalid = sum(1 for c in candidates if not c.valid)
+    scores = [c.score for c in candidates if c.scored]
+    keys = {canonical_key(c.tokens) for c in candidates if c.scored}
+    new = None
+    if golden is not None:
+        new = len(keys - {canonical_key(g.tokens) for g in golden if g.valid})
+    return DecodeSummary(n=n, valid=n - n_invalid, error_rate=(n_invalid / n) if n else None, errors=dict(errors),
+                         best_score=max(scores) if scores else None, median_score=median(scores),
+                         n_scored=len(scores), distinct=len(keys), new_vs_golden=new)

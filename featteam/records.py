@@ -1,0 +1,113 @@
+"""Typed records to and from JSON: the one way dataclasses cross a file boundary.
+
+Run files (``report.json``, ``golden.jsonl``, ``candidates.jsonl``) are written from
+dataclasses and read back into them, so code reads fields, not dict keys.  A record
+read from a file is rebuilt from its type hints: nested dataclasses, enums, optional
+values, lists, tuples and string-keyed dicts.  Keys a record does not know are
+ignored (a newer writer may add fields), missing ones take their defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import logging
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+def to_json_value(value: Any) -> Any:
+    """A JSON-ready copy of ``value``: dataclasses as dicts, enums as their values, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        for option in options:
+            try:
+                return _convert(option, value)
+            except (TypeError, ValueError, KeyError):
+                continue
+        return value
+    if origin is typing.Literal or hint is Any:
+        return value
+    if origin in (list, tuple):
+        args = typing.get_args(hint)
+        item = args[0] if args else Any
+        items = [_convert(item, v) for v in value]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        _, item = typing.get_args(hint) or (str, Any)
+        return {k: _convert(item, v) for k, v in value.items()}
+    if isinstance(hint, type):
+        if dataclasses.is_dataclass(hint):
+            return from_dict(hint, value)
+        if issubclass(hint, enum.Enum):
+            return hint(value)
+        if hint is float and isinstance(value, (int, float)):
+            return float(value)
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild the dataclass ``cls`` (and the records nested in it) from a JSON dict."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__} needs a JSON object, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    values = {f.name: _convert(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)
+              if f.init and f.name in data}
+    return cls(**values)
+
+
+def write_json(path: str | Path, record: Any) -> None:
+    """Write a record as indented JSON, atomically (a killed write never leaves half a file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(to_json_value(record), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def write_jsonl(path: str | Path, records: typing.Iterable[Any]) -> None:
+    """Write records one per line, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        for record in records:
+            data = record.to_json() if hasattr(record, "to_json") else to_json_value(record)
+            handle.write(json.dumps(data) + "\n")
+    tmp.replace(path)
+
+
+def read_jsonl(path: str | Path, cls: type[T]) -> list[T]:
+    """Read the records of a JSON-lines file; a line that cannot be read (torn by a killed
+    writer) is skipped with a warning."""
+    out = []
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(from_dict(cls, json.loads(line)))
+            except (ValueError, TypeError, KeyError) as exc:
+                logger.warning("%s line %d skipped: %s", path, number, exc)
+    return out

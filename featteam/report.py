@@ -1,0 +1,307 @@
+"""What a run records: typed reports of each step and of the whole run (``report.json``).
+
+The steps fill these records, :class:`RunReport` is written to ``RUN/report.json`` (with
+its schema version) and read back into the same types by the CLI summary and by
+``featteam bench``.  No torch here: reading a report needs the standard library and numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .candidates import DecodeSummary
+from .config import FitConfig
+from .records import from_dict, write_json
+
+logger = logging.getLogger(__name__)
+
+#: Version of report.json's layout; a report of another version is not resumed from.
+REPORT_SCHEMA_VERSION = 2
+
+
+# -- step 1 ----------------------------------------------------------------------------
+
+
+@dataclass
+class SourceSummary:
+    """The golden examples of one source (``teacher:local``, ``explore:mutation``, ...)."""
+
+    proposed: int
+    valid: int
+    errors: dict[str, int]
+    best_score: float | None
+    median_score: float | None
+
+
+@dataclass
+class TeacherSummary:
+    """The teacher's backend, its usage and what it got wrong."""
+
+    backend: str
+    model: str | None
+    temperature: float | None
+    usage: dict[str, Any]
+    raw_transformations: int
+    raw_error_classes: dict[str, int]
+    stopped_because: str
+    base_url: str | None = None
+
+
+@dataclass
+class GoldenReport:
+    """Step 1: the golden set."""
+
+    n_valid: int
+    n_records: int
+    by_source: dict[str, SourceSummary]
+    best_score: float | None
+    median_score: float | None
+    seconds: float
+    teacher: TeacherSummary | None = None
+
+
+# -- step 2 ----------------------------------------------------------------------------
+
+
+@dataclass
+class LatentMetrics:
+    """How the latent model's training went (on its held-out golden examples)."""
+
+    train_examples: int
+    validation_examples: int
+    training_sequences: int
+    epochs: int
+    train_seconds: float
+    validation_token_accuracy: float
+    validation_exact_reconstruction: float
+    validation_evaluator_spearman: float | None
+    best_validation_loss: float
+
+
+@dataclass
+class SearchSummary:
+    """The gradient search: how many points, and what the evaluator predicted there."""
+
+    seeds: int
+    points: int
+    step_sizes: list[float]
+    mean_predicted_gain: float
+    share_points_predicted_better: float
+
+
+@dataclass
+class LatentReport:
+    """Step 2: the latent model, its search, and the ML decoder's candidates."""
+
+    training: LatentMetrics
+    fit_and_save_seconds: float
+    search: SearchSummary
+    masked: DecodeSummary
+    unmasked: DecodeSummary
+    golden_best_score: float | None
+    golden_median_score: float | None
+    best_ml_beats_golden_median: bool
+    seconds: float
+
+
+# -- step 3 ----------------------------------------------------------------------------
+
+
+@dataclass
+class FinetuneMetrics:
+    """How the student's fine-tuning went."""
+
+    steps: int
+    epochs_run: float
+    examples: int
+    seconds: float
+    seconds_per_step: float
+    training_tokens_per_second: float
+    first_loss: float | None
+    last_loss: float | None
+    time_limited: bool
+    weighting: str
+    lora: bool
+
+
+@dataclass
+class StudentReport:
+    """Step 3: the student's fine-tuning and its samples before and after."""
+
+    finetune: FinetuneMetrics
+    unmasked_before_finetuning: DecodeSummary
+    unmasked_after_finetuning: DecodeSummary
+    masked_after_finetuning: DecodeSummary
+    golden_best_score: float | None
+    golden_median_score: float | None
+    loss_curve_png: str
+    seconds: float
+
+
+# -- step 4 ----------------------------------------------------------------------------
+
+
+@dataclass
+class TeamingReport:
+    """Step 4: the teaming decoder's candidates, masked and unmasked."""
+
+    teaming_lambda: float
+    rule: str
+    points: int
+    masked: DecodeSummary
+    unmasked: DecodeSummary
+    seconds: float
+
+
+@dataclass
+class StepReports:
+    """Each step's report once it has run."""
+
+    golden: GoldenReport | None = None
+    latent: LatentReport | None = None
+    student: StudentReport | None = None
+    teaming: TeamingReport | None = None
+
+
+# -- the choice ------------------------------------------------------------------------
+
+
+@dataclass
+class ModeResult:
+    """The best candidate of one mode, scored under the protocol."""
+
+    n_candidates: int
+    best_search_score: float
+    median_search_score: float
+    #: one readable formula per new feature
+    formulas: list[str]
+    final_score: float
+
+
+@dataclass
+class SelectionResult:
+    """The chosen transformation and each mode's best."""
+
+    original_score: float
+    score: float
+    gain: float
+    mode: str
+    search_score: float
+    formulas: list[str]
+    postfix: str
+    per_mode: dict[str, ModeResult]
+    n_candidates: int
+
+
+# -- the run ---------------------------------------------------------------------------
+
+
+@dataclass
+class DataSummary:
+    """The table a run was fitted on."""
+
+    path: str | None
+    name: str
+    rows: int
+    features: int
+    task: str
+    target: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    """``RUN/report.json``: the configuration, each step's report, the result."""
+
+    schema_version: int = REPORT_SCHEMA_VERSION
+    data: DataSummary | None = None
+    config: FitConfig | None = None
+    n_jobs: int | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    protocol: str | None = None
+    metric: str | None = None
+    original_search_score: float | None = None
+    steps: StepReports = field(default_factory=StepReports)
+    #: the key (data and settings) each step's results were computed for
+    step_keys: dict[str, str] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float | None = None
+    result: SelectionResult | None = None
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunReport":
+        """The report at ``path``; an empty one when it is missing, unreadable or of another
+        schema version (the steps then run again)."""
+        path = Path(path)
+        if not path.exists():
+            return cls()
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            logger.warning("%s is unreadable; starting the report afresh", path)
+            return cls()
+        if not isinstance(data, dict) or data.get("schema_version") != REPORT_SCHEMA_VERSION:
+            logger.warning("%s was written by another version of featteam; starting the report afresh", path)
+            return cls()
+        try:
+            return from_dict(cls, data)
+        except Exception as exc:  # a damaged report must not stop a run: it is recomputed
+            logger.warning("%s cannot be read (%s); starting the report afresh", path, exc)
+            return cls()
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def summary_text(report: RunReport, out: str | Path) -> str:
+    """The run's summary as a person reads it (what ``featteam fit`` prints)."""
+    lines: list[str] = []
+    data = report.data
+    lines.append(f"\n{data.name}: {data.rows} rows, {data.features} features, {data.task}; "
+                 f"protocol {report.protocol}, metric {report.metric}")
+    lines.append(f"search score of the original features: {report.original_search_score:.4f}")
+    steps = report.steps
+    golden = steps.golden
+    if golden:
+        lines.append(f"golden set: {golden.n_valid} valid examples (best {_fmt(golden.best_score)}, "
+                     f"median {_fmt(golden.median_score)}) in {golden.seconds:.0f} s")
+        for source, info in golden.by_source.items():
+            errors = ", ".join(f"{k} {v}" for k, v in info.errors.items()) or "none"
+            lines.append(f"  {source:20s} {info.valid:4d} valid of {info.proposed:4d}; errors: {errors}")
+        teacher = golden.teacher
+        if teacher:
+            usage = teacher.usage
+            lines.append(f"  teacher {teacher.backend} ({teacher.model}): {usage['calls']} calls, "
+                         f"{usage['cache_hits']} cache hits, {usage['prompt_tokens'] + usage['completion_tokens']} "
+                         f"tokens; stopped: {teacher.stopped_because}")
+    if steps.latent:
+        training = steps.latent.training
+        lines.append(f"latent model: held-out token accuracy {training.validation_token_accuracy:.3f}, evaluator "
+                     f"Spearman {_fmt(training.validation_evaluator_spearman)}, trained in "
+                     f"{training.train_seconds:.0f} s")
+    for label, entry in (("ml", steps.latent), ("teaming", steps.teaming)):
+        if entry:
+            lines.append(f"{label:8s} decoder: unmasked error rate {_fmt(entry.unmasked.error_rate)} "
+                         f"{entry.unmasked.errors or ''}; masked best {_fmt(entry.masked.best_score)}")
+    if steps.student:
+        before, after = steps.student.unmasked_before_finetuning, steps.student.unmasked_after_finetuning
+        lines.append(f"student: unmasked validity {before.valid}/{before.n} before fine-tuning, "
+                     f"{after.valid}/{after.n} after; fine-tuned in {steps.student.finetune.seconds:.0f} s")
+    result = report.result
+    if result:
+        lines.append(f"\nchosen ({result.mode}): {', '.join(result.formulas)}")
+        lines.append(f"{report.metric} under the {report.protocol} protocol: original {result.original_score:.4f} "
+                     f"-> with the new features {result.score:.4f} ({result.gain:+.4f})")
+        lines.append(f"written: {out}/transformation.json (apply with `featteam transform`), report.json, "
+                     "candidates.jsonl, scores_by_mode.png")
+    else:
+        lines.append(f"results in {out}/ (report.json, golden.jsonl, candidates.jsonl)")
+    return "\n".join(lines)

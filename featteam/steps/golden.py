@@ -1,0 +1,56 @@
+"""Step 1: the golden set - the teacher LLM's transformations, then exploration, all scored."""
+
+from __future__ import annotations
+
+import logging
+
+from ..candidates import Mode
+from ..config import FitConfig
+from ..llm.base import LLMBackend
+from .base import RunContext, Step, StepResult
+
+logger = logging.getLogger(__name__)
+
+
+def make_teacher(config: FitConfig, api_key: str | None = None) -> LLMBackend | None:
+    """The teacher's backend for ``config`` (None for ``teacher="none"``); the response cache
+    is opened only when there is a teacher to cache."""
+    if config.teacher == "none":
+        return None
+    from ..llm.base import Usage
+    from ..llm.cache import ResponseCache
+    from ..settings import cache_dir
+
+    usage = Usage(max_calls=config.max_calls, max_tokens=config.max_tokens)
+    cache = ResponseCache(cache_dir() / "llm_responses.sqlite")
+    if config.teacher == "local":
+        from ..llm.local import LocalLM
+        return LocalLM(config.teacher_model, temperature=config.temperature, batch_size=config.answers_per_call,
+                       cache=cache, usage=usage)
+    from ..llm.openai_backend import OpenAIChat
+    return OpenAIChat(model=config.teacher_model, base_url=config.base_url, api_key=api_key,
+                      temperature=config.temperature, cache=cache, usage=usage)
+
+
+class GoldenStep(Step):
+    """The teacher's share first (later rounds see the best examples so far), exploration for
+    the rest; every candidate scored and deduplicated (``golden.jsonl``)."""
+
+    name = "golden"
+    settings = ("protocol", "teacher", "teacher_model", "base_url", "n_golden", "teacher_share", "answers_per_call",
+                "max_teacher_rounds", "max_calls", "max_tokens", "anonymous", "temperature", "downstream_model",
+                "max_search_rows", "max_length", "max_features", "max_feature_length", "seed")
+    artefacts = ("golden.jsonl",)
+    modes = (Mode.TEACHER, Mode.EXPLORE)
+    candidates_file = "golden.jsonl"
+
+    def run(self, context: RunContext) -> StepResult:
+        from ..teacher import GoldenSetBuilder
+
+        config = context.config
+        builder = GoldenSetBuilder(context.evaluator, make_teacher(config, context.api_key), n_golden=config.n_golden,
+                                   teacher_share=config.teacher_share, answers_per_call=config.answers_per_call,
+                                   max_teacher_rounds=config.max_teacher_rounds, anonymous=config.anonymous,
+                                   random_state=config.seed, progress=context.progress)
+        examples = builder.build()
+        return StepResult(builder.report(), examples)

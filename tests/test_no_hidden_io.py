@@ -1,0 +1,244 @@
+"""Nothing is opened, created or switched that the call did not ask for: asking for the cache
+directory's name creates nothing, plotting leaves matplotlib's backend and pyplot alone, and a
+fit without a run directory leaves no folder behind."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import featteam
+from featteam.llm.cache import ResponseCache
+from featteam.settings import cache_dir
+
+PACKAGE = Path(featteam.__file__).resolve().parent
+
+
+def test_cache_dir_names_the_folder_without_creating_it(tmp_path, monkeypatch):
+    missing = tmp_path / "not" / "yet"
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(missing))
+    assert cache_dir() == missing
+    assert not missing.exists() and not (tmp_path / "not").exists()
+
+
+def test_cache_dir_default_is_under_xdg_cache_home_and_not_created(tmp_path, monkeypatch):
+    monkeypatch.delenv("FEATTEAM_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "featteam"
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_response_cache_creates_its_file_on_the_first_write_only(tmp_path):
+    path = tmp_path / "cache" / "responses.sqlite"
+    cache = ResponseCache(path)
+    assert cache.get("k") is None and len(cache) == 0  # a miss, not a new file
+    assert not path.parent.exists()
+    cache.put("k", ["x"])
+    assert path.exists() and cache.get("k") == ["x"] and len(cache) == 1
+    cache.close()
+    assert ResponseCache(path).get("k") == ["x"]
+
+
+def _fake_gguf(tmp_path: Path) -> Path:
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"not really a model")
+    return gguf
+
+
+class _Saves:
+    """Stands in for a transformers model or tokenizer: save_pretrained writes one file."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.config = type("Config", (), {})()
+
+    def save_pretrained(self, directory) -> None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / self.name).write_text("{}")
+
+
+@pytest.fixture
+def fake_conversion(monkeypatch):
+    """resolve_model_dir's conversion without reading a model: only its file handling is tested."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *args, **kwargs: _Saves("config.json"))
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",
+                        lambda *args, **kwargs: _Saves("tokenizer.json"))
+
+
+def test_model_conversion_creates_the_models_folder_it_writes(tmp_path, monkeypatch, fake_conversion):
+    from featteam.llm.local import resolve_model_dir
+
+    cache = tmp_path / "fresh-cache"
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(cache))
+    target = resolve_model_dir(_fake_gguf(tmp_path))
+    assert target.parent == cache / "models"
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "tokenizer.json"]
+    assert [p.name for p in (cache / "models").iterdir()] == [target.name]  # no .partial left
+    assert resolve_model_dir(_fake_gguf(tmp_path)) == target  # cached: not converted again
+
+
+def test_model_conversion_replaces_a_stale_partial_folder(tmp_path, monkeypatch, fake_conversion):
+    from featteam.llm import local
+
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "cache"))
+    gguf = _fake_gguf(tmp_path)
+    # Where the conversion goes, found by converting once and removing the result.
+    target = local.resolve_model_dir(gguf)
+    for item in target.iterdir():
+        item.unlink()
+    target.rmdir()
+    stale = target.with_name(target.name + ".partial")
+    stale.mkdir()
+    (stale / "half-written.safetensors").write_text("cut short by a kill")
+    assert local.resolve_model_dir(gguf) == target
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "tokenizer.json"]
+    assert not stale.exists()
+
+
+def test_no_module_imports_pyplot():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            offenders += [f"{path.relative_to(PACKAGE)}: {n}" for n in names if n.startswith("matplotlib.pyplot")]
+    assert not offenders
+
+
+def test_plots_write_pngs_and_keep_the_backend(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    from featteam.plots import loss_curve, new_figure, save_figure, scores_by_mode
+
+    before = matplotlib.get_backend()
+    scores_by_mode({"ml": [0.1, 0.3, 0.2], "student": [], "teaming": [0.4]}, tmp_path / "modes.png", reference=0.25)
+    loss_curve([2.0, 1.5, 1.2], tmp_path / "loss.png")
+    fig, axes = new_figure((4, 2), ncols=2)
+    assert len(axes) == 2
+    assert save_figure(fig, tmp_path / "grid.png") == tmp_path / "grid.png"
+    for name in ("modes.png", "loss.png", "grid.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.get_backend() == before
+
+
+def test_plots_neither_switch_the_backend_nor_import_pyplot(tmp_path):
+    """In a fresh interpreter, where pyplot is not imported yet and the backend is chosen by the user."""
+    pytest.importorskip("matplotlib")
+    script = f"""
+import sys
+import matplotlib
+matplotlib.use("pdf")  # a user's choice that is not Agg; sets the name without importing pyplot
+assert "matplotlib.pyplot" not in sys.modules
+from featteam.plots import loss_curve, scores_by_mode
+scores_by_mode({{"ml": [0.1, 0.3], "teaming": [0.4]}}, {str(tmp_path / "modes.png")!r}, reference=0.2)
+loss_curve([2.0, 1.5], {str(tmp_path / "loss.png")!r})
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["pdf", "False"]
+    assert (tmp_path / "modes.png").stat().st_size > 0 and (tmp_path / "loss.png").stat().st_size > 0
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for inner in value.values():
+            yield from _strings(inner)
+    elif isinstance(value, (list, tuple)):
+        for inner in value:
+            yield from _strings(inner)
+    elif isinstance(value, (str, Path)):
+        yield str(value)
+
+
+class _FakeRun:
+    """Stands in for pipeline.Run: reads the table and writes what a finished run leaves (the
+    report, with the table's path, and transformation.json), so the estimator's handling of its
+    directory is tested in a second."""
+
+    def __init__(self, out, data, target, config, **kwargs) -> None:
+        self.out, self.data, self.target = Path(out), Path(data), target
+
+    def execute(self) -> dict:
+        from featteam.data import prepare
+        from featteam.expr import Transformation
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        dataset = prepare(pd.read_csv(self.data), self.target)
+        Transformation(["f0", "f1", "*"], list(dataset.X.columns),
+                       metadata={"preprocessor": dataset.preprocessor.to_dict()}).fit(dataset.X).save(
+            self.out / "transformation.json")
+        return {"data": {"path": str(self.data), "rows": len(dataset.X)}, "artefacts": [str(self.out / "x.png")],
+                "result": {"score": 0.5}}
+
+
+def _regression(rows: int = 160) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(rows, 4)), columns=["a", "b", "c", "d"])
+    return X, X["a"] * X["b"] + 0.1 * rng.normal(size=rows)
+
+
+def test_fit_in_a_temporary_directory_keeps_results_in_memory_only(tmp_path, monkeypatch):
+    from featteam import pipeline
+    from featteam.estimator import FeatTeam
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(pipeline, "Run", _FakeRun)
+    X, y = _regression()
+    model = FeatTeam(n_jobs=1).fit(X, y)
+    assert not list(temp.iterdir())
+    assert model.report_["data"] == {"path": None, "rows": 160} and model.report_["artefacts"] == [None]
+    assert model.report_["result"] == {"score": 0.5}
+    assert model.transform(X).shape == (160, 5)
+    assert list(model.get_feature_names_out()) == ["a", "b", "c", "d", "(a * b)"]
+
+
+def test_fit_in_a_run_dir_keeps_the_table_there(tmp_path, monkeypatch):
+    from featteam import pipeline
+    from featteam.estimator import FeatTeam
+
+    monkeypatch.setattr(pipeline, "Run", _FakeRun)
+    X, y = _regression()
+    model = FeatTeam(run_dir=str(tmp_path / "run_here"), n_jobs=1).fit(X, y)
+    data = tmp_path / "run_here" / "training_data.csv"
+    assert data.exists() and (tmp_path / "run_here" / "run" / "transformation.json").exists()
+    assert model.report_["data"]["path"] == str(data)  # kept: the run resumes from it
+
+
+@pytest.mark.slow
+def test_fit_without_run_dir_leaves_no_folder(tmp_path, monkeypatch):
+    from featteam.estimator import FeatTeam
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(160, 4)), columns=["a", "b", "c", "d"])
+    y = X["a"] * X["b"] + 0.1 * rng.normal(size=160)
+    model = FeatTeam(preset="quick", teacher="none",
+                     settings=dict(n_golden=16, search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_max_seconds=15.0,
+                                   student_epochs=1, student_max_seconds=8.0, student_samples=4),
+                     n_jobs=1).fit(X, y)
+    assert not list(temp.glob("featteam-*"))
+    # The fitted estimator works from memory and keeps no path into the removed directory.
+    assert model.transform(X).shape[0] == len(X)
+    kept = list(_strings(model.report_)) + list(_strings(model.transformation_.metadata))
+    kept += list(_strings(json.loads(json.dumps(vars(model), default=str))))
+    assert not [s for s in kept if str(temp) in s]
