@@ -11,7 +11,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 DATA_DIR ?= ../shared/datasets
 BENCH_OUT ?= bench_out/quick
 
-.PHONY: install install-bench demo test bench bench-full clean
+.PHONY: install install-bench demo test test-fast bench bench-full clean
 
 install: $(STAMP) $(BENCH_STAMP)
 
@@ -38,6 +38,10 @@ demo: install
 
 test: install
 	FEATTEAM_PEER_PYTHON=$(BENCH_VENV)/bin/python $(PY) -m pytest -q
+
+# The fast lane for daily work: no model loading, no network training (tests marked slow are left out).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 # The quick subset (6 tables, both tasks), 2 seeds, honest protocol, every method, 300 s per
 # configuration (autofeat needs about 600 s on the 11- to 25-column tables: recorded as timeouts).

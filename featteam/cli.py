@@ -187,13 +187,14 @@ def _tokens_for(transformation, columns: list[str]) -> list[str]:
 
 
 def _cmd_transform(args: argparse.Namespace) -> int:
-    from .data import Preprocessor, load_table
+    from .data import Preprocessor, check_output_path, load_table, write_table
     from .expr import Transformation
 
+    path = check_output_path(args.out)  # a suffix we cannot write is refused before any work
     transformation = Transformation.load(args.transformation)
     frame = load_table(args.data)
     preprocessing = transformation.metadata.get("preprocessor")
-    if preprocessing:
+    if preprocessing is not None:
         numeric = Preprocessor.from_dict(preprocessing).transform(frame)
     else:
         numeric = frame
@@ -201,11 +202,7 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     out = frame.copy()
     for name, column in zip(transformation.formulas, new.T):
         out[name if name not in out.columns else f"new: {name}"] = column
-    path = Path(args.out)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        out.to_parquet(path)
-    else:
-        out.to_csv(path, index=False)
+    write_table(out, path)  # atomically: a killed transform leaves no half file
     print(f"wrote {path}: {len(out)} rows, {frame.shape[1]} input columns + {new.shape[1]} new features")
     return 0
 

@@ -89,6 +89,12 @@ class FitConfig:
     max_tokens: int | None = setting(None, "budget: most teacher tokens", cli=True)
     anonymous: bool = setting(False, "show the teacher f0..fn instead of the column names", cli=True)
     temperature: float = setting(0.9, "the teacher's sampling temperature")
+    teacher_timeout: float = setting(60.0, "seconds per teacher request (openai teacher)", cli=True)
+    teacher_retries: int = setting(3, "retries of a teacher request that timed out, could not connect or got "
+                                      "HTTP 429/5xx (openai teacher)", cli=True)
+    teacher_fallback: Literal["fail", "explore"] = setting(
+        "fail", "when the teacher fails for good: fail the run (default), or explore: go on with exploration "
+                "(the golden step then counts as incomplete and the next run asks the teacher again)", cli=True)
     downstream_model: DownstreamModel = setting("rf", "downstream model: rf (RandomForest, the literature's) or et",
                                                 cli=True, aliases=("--model-downstream",))
     max_search_rows: int | None = setting(None, "score candidates on a stratified sample of this many rows (large "
@@ -130,6 +136,10 @@ class FitConfig:
         for name in ("max_teacher_rounds",):
             if getattr(self, name) < 0:
                 raise FeatteamError(f"{name} must not be negative")
+        if not 0.0 < self.teacher_timeout < float("inf"):
+            raise FeatteamError(f"teacher_timeout must be a positive number of seconds, not {self.teacher_timeout}")
+        if self.teacher_retries < 0:
+            raise FeatteamError(f"teacher_retries must not be negative, not {self.teacher_retries}")
         for name in ("max_calls", "max_tokens", "max_search_rows"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1 when given")

@@ -7,11 +7,24 @@ task - and says (through ``logging`` and ``Dataset.notes``) everything it
 did.  What it learned is kept in a :class:`Preprocessor` so that new raw
 rows are treated the same way.  Missing values are *not* filled here: that
 is fitted on training rows only, by :class:`~featteam.expr.Transformation`.
+
+Finite values beyond the operators' bound (``featteam.expr.operators.BOUND``,
++-1e15) are clipped to it, here and in :meth:`Preprocessor.transform`, so that
+the rows a model is scored on and the rows it is later applied to agree (and a
+value such as 1e300 never reaches scikit-learn's float32 trees).  Dates become
+seconds since 1970-01-01 UTC, well inside that bound.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import lzma
+import os
+import re
+import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .expr.operators import BOUND
 
 logger = logging.getLogger(__name__)
 
@@ -30,21 +44,136 @@ MIN_ROWS = 30
 MAX_CATEGORIES = 50
 #: Most distinct target values (integers) for a numeric target to be read as classes.
 MAX_CLASSES = 30
+#: Least share of a column's non-missing values that must read as numbers for it to be numeric
+#: (the others become missing values, with a warning); below it the column is text.
+NUMERIC_SHARE = 0.8
+#: File name endings :func:`write_table` writes (and ``featteam transform --out`` accepts).
+OUTPUT_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+#: Key of ``DataFrame.attrs`` where :func:`load_table` records the header's repeated names.
+HEADER_ATTR = "featteam.duplicate_headers"
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What pandas' readers raise on a file that is not a readable table (not on our bugs)."""
+    errors: list[type[BaseException]] = [OSError, ValueError, ImportError, EOFError, zlib.error, lzma.LZMAError,
+                                         zipfile.BadZipFile, tarfile.TarError, pd.errors.ParserError,
+                                         pd.errors.EmptyDataError]
+    try:
+        import pyarrow
+        errors.append(pyarrow.ArrowException)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line that says what is wrong with a file that could not be read."""
+    if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, zipfile.BadZipFile,
+                        tarfile.TarError)):
+        return f"the compressed file is corrupt or truncated ({exc})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"the text is not UTF-8 ({exc.reason} at byte {exc.start})"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _duplicate_headers(path: Path, sep: str, columns: pd.Index) -> dict[str, str]:
+    """``{pandas' name: the header's name}`` for every column whose name the header repeats.
+
+    pandas renames the second ``label`` of a header to ``label.1`` (or further, to avoid a
+    name the header already has): only the raw header row tells such a copy from a column
+    really named ``label.1``.
+    """
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False,
+                         na_filter=False)
+    raw = header.iloc[0].tolist() if len(header) else []
+    if len(raw) != len(columns):  # pandas made a column an index (short header): no positions to compare
+        return {}
+    seen: set[str] = set()
+    copies: dict[str, str] = {}
+    for name, label in zip(raw, columns):
+        if name in seen and name != "":
+            copies[str(label)] = name
+        seen.add(name)
+    return copies
 
 
 def load_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (optionally gzipped) or Parquet file into a DataFrame."""
+    """Read a CSV (optionally compressed: ``.csv.gz``) or Parquet file into a DataFrame.
+
+    Columns whose name the CSV header repeats are listed in ``frame.attrs[HEADER_ATTR]``
+    (``{pandas' name: the header's name}``): :func:`prepare` refuses a repeated target.
+
+    Raises
+    ------
+    DataError
+        When the file is missing, corrupt (a truncated ``.gz`` included) or no table.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a table")
     suffixes = [s.lower() for s in path.suffixes]
     try:
         if ".parquet" in suffixes or ".pq" in suffixes:
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
+            frame.attrs[HEADER_ATTR] = {}  # Parquet keeps its own names: pandas renames nothing
+            return frame
         sep = "\t" if ".tsv" in suffixes else ","
-        return pd.read_csv(path, sep=sep)
-    except (OSError, ValueError, UnicodeDecodeError, ImportError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+        frame = pd.read_csv(path, sep=sep)
+        frame.attrs[HEADER_ATTR] = _duplicate_headers(path, sep, frame.columns)
+        return frame
+    except _read_errors() as exc:
+        raise DataError(f"cannot read {path}: {_describe(exc)}") from None
+
+
+def check_output_path(path: str | Path) -> Path:
+    """The path of a table to write, checked before any work: a known suffix, an existing folder.
+
+    Raises
+    ------
+    DataError
+        For a suffix other than :data:`OUTPUT_SUFFIXES`, a missing folder, or a folder as the path.
+    """
+    path = Path(path)
+    if not path.name.lower().endswith(OUTPUT_SUFFIXES):
+        raise DataError(f"cannot write {path}: the output must end in " + ", ".join(OUTPUT_SUFFIXES))
+    if path.is_dir():
+        raise DataError(f"cannot write {path}: it is a folder")
+    if not path.parent.is_dir():
+        raise DataError(f"cannot write {path}: no such folder {path.parent}")
+    return path
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` as CSV (``.csv``, gzipped for ``.csv.gz``) or Parquet (``.parquet``, ``.pq``),
+    atomically: into a temporary file of the same folder, then renamed, so that a killed write
+    never leaves half a table under ``path``.
+
+    Raises
+    ------
+    DataError
+        For a path :func:`check_output_path` refuses, or a frame the format cannot hold.
+    """
+    path = check_output_path(path)
+    name = path.name.lower()
+    if frame.attrs:  # featteam's notes about how the input was read are not part of the output
+        frame = frame.copy(deep=False)
+        frame.attrs = {}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if name.endswith((".parquet", ".pq")):
+            frame.to_parquet(tmp)
+        else:
+            frame.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, _read_errors()):
+            raise DataError(f"cannot write {path}: {_describe(exc)}") from None
+        raise
+    return path
 
 
 def infer_task(y: pd.Series) -> Task:
@@ -60,14 +189,21 @@ def infer_task(y: pd.Series) -> Task:
 
 @dataclass
 class Preprocessor:
-    """What :func:`prepare` learned about the raw feature columns, re-applicable to new rows."""
+    """What :func:`prepare` learned about the raw feature columns, re-applicable to new rows.
+
+    ``datetime_unit`` says how dates become numbers: ``"s"`` (seconds since 1970-01-01 UTC,
+    what :func:`prepare` does) or ``"native"`` (the integer of pandas' own unit, as files
+    written before this field existed were made).
+    """
 
     columns: list[str]                                   # kept feature columns, in order
     categories: dict[str, list[str]] = field(default_factory=dict)  # text column -> its categories
     source_names: dict[str, Any] = field(default_factory=dict)      # clean name -> raw column label
+    datetime_unit: Literal["s", "native"] = "s"
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Numeric feature frame (NaN for missing, unknown categories and non-finite values)."""
+        """Numeric feature frame: NaN for missing values, unknown categories, text in a numeric
+        column and non-finite values; finite values clipped to +-BOUND, as :func:`prepare` does."""
         out = {}
         for name in self.columns:
             raw = self.source_names.get(name, name)
@@ -77,21 +213,52 @@ class Preprocessor:
                 else:
                     raise DataError(f"column {name!r} is missing from the input")
             column = frame[raw]
+            if isinstance(column, pd.DataFrame):
+                raise DataError(f"the input has more than one column named {raw!r}")
             if name in self.categories:
                 lookup = {c: float(i) for i, c in enumerate(self.categories[name])}
                 out[name] = column.astype("string").map(lookup).astype(float)
             else:
-                out[name] = _to_float(column)
-        result = pd.DataFrame(out, index=frame.index)
-        return result.replace([np.inf, -np.inf], np.nan)
+                out[name] = _to_float(column, self.datetime_unit)
+        result = pd.DataFrame(out, index=frame.index, columns=self.columns)
+        return _bounded(result.replace([np.inf, -np.inf], np.nan))[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "categories": self.categories,
-                "source_names": {k: str(v) for k, v in self.source_names.items()}}
+                "source_names": {k: str(v) for k, v in self.source_names.items()},
+                "datetime_unit": self.datetime_unit}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Preprocessor":
-        return cls(list(data["columns"]), dict(data.get("categories") or {}), dict(data.get("source_names") or {}))
+    def from_dict(cls, data: Any) -> "Preprocessor":
+        """Read :meth:`to_dict`'s output, checking every field.
+
+        Raises
+        ------
+        DataError
+            Naming the field that is malformed.
+        """
+        def fail(message: str) -> DataError:
+            return DataError(f"malformed preprocessor (metadata.preprocessor of the transformation): {message}")
+
+        if not isinstance(data, dict):
+            raise fail(f"expected an object, not {type(data).__name__}")
+        columns = data.get("columns")
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise fail("columns must be a list of strings")
+        if len(set(columns)) != len(columns):
+            raise fail("columns must be distinct")
+        categories = {} if data.get("categories") is None else data["categories"]
+        if not isinstance(categories, dict) or not all(
+                isinstance(k, str) and isinstance(v, list) and all(isinstance(c, str) for c in v)
+                for k, v in categories.items()):
+            raise fail("categories must map column names to lists of strings")
+        source_names = {} if data.get("source_names") is None else data["source_names"]
+        if not isinstance(source_names, dict) or not all(isinstance(v, str) for v in source_names.values()):
+            raise fail("source_names must map column names to strings")
+        unit = data.get("datetime_unit", "native")  # absent: written before dates were seconds
+        if unit not in ("s", "native"):
+            raise fail(f"datetime_unit must be 's' or 'native', not {unit!r}")
+        return cls(list(columns), {k: list(v) for k, v in categories.items()}, dict(source_names), unit)
 
 
 @dataclass
@@ -112,12 +279,24 @@ class Dataset:
         return len(self.X)
 
 
-def _to_float(column: pd.Series) -> pd.Series:
+def _to_float(column: pd.Series, datetime_unit: str = "s") -> pd.Series:
     if pd.api.types.is_bool_dtype(column):
         return column.astype(float)
     if pd.api.types.is_datetime64_any_dtype(column):
-        return column.astype("int64").astype(float).where(column.notna())
+        if datetime_unit == "native":
+            return column.astype("int64").astype(float).where(column.notna())
+        if getattr(column.dt, "tz", None) is not None:
+            column = column.dt.tz_convert(None)  # UTC, without the zone
+        return ((column - pd.Timestamp(0)) / pd.Timedelta(seconds=1)).astype(float)
     return pd.to_numeric(column, errors="coerce").astype(float)
+
+
+def _bounded(X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``X`` with finite values beyond +-BOUND clipped to it, and how many were, per column."""
+    with np.errstate(invalid="ignore"):
+        over = (X.abs() > BOUND).sum()
+    over = {str(c): int(n) for c, n in over.items() if n}
+    return (X.clip(lower=-BOUND, upper=BOUND) if over else X), over
 
 
 def _clean_names(columns: list[Any], notes: list[str]) -> list[str]:
@@ -173,8 +352,27 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
         shown = ", ".join(labels[:20]) + (" ..." if len(labels) > 20 else "")
         raise DataError(f"target column {target!r} not found; columns are: {shown}")
     if labels.count(str(target)) > 1:
-        raise DataError(f"more than one column is named {target!r}")
+        raise DataError(f"more than one column is named {target!r}: featteam cannot tell which is the "
+                        "target, and a copy kept as a feature would leak it; rename or remove the copies")
     notes: list[str] = []
+    header_copies = frame.attrs.get(HEADER_ATTR)
+    if isinstance(header_copies, dict):  # read by load_table: the raw header is known
+        copies = [label for label, raw in header_copies.items() if raw == str(target)]
+        if copies or str(target) in header_copies:
+            renamed = copies or [str(target)]
+            raise DataError(f"the header names the target {header_copies.get(str(target), str(target))!r} "
+                            f"more than once (pandas renamed the copies to {renamed}): featteam cannot "
+                            "tell which is the target, and a copy kept as a feature would leak it; "
+                            "rename or remove the duplicate column(s)")
+        for label, raw in header_copies.items():
+            notes.append(f"column {label!r}: the header repeats the name {raw!r} (pandas renamed this copy)")
+    else:  # a DataFrame read elsewhere: pandas' renaming can only be guessed
+        pattern = re.compile(re.escape(str(target)) + r"\.[0-9]+")
+        for label in labels:
+            if pattern.fullmatch(label):
+                notes.append(f"column {label!r} may be a copy of the target {target!r} that pandas renamed "
+                             "(a header naming the target twice); if so remove it, it would leak the "
+                             "target (featteam.load_table checks the header for you)")
     y_raw = frame.iloc[:, labels.index(str(target))]
     features = frame.drop(columns=frame.columns[labels.index(str(target))])
 
@@ -218,10 +416,11 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
             column = features.iloc[:, names.index(clean)]
         numeric = _to_float(column)
         non_missing = column.notna().sum()
-        if non_missing and numeric.notna().sum() >= 0.95 * non_missing:
+        if non_missing and numeric.notna().sum() >= NUMERIC_SHARE * non_missing:
             lost = int(non_missing - numeric.notna().sum())
             if lost:
-                notes.append(f"column {clean!r}: {lost} non-numeric value(s) treated as missing")
+                notes.append(f"column {clean!r}: numeric, but {lost} of its {int(non_missing)} values are "
+                             "not numbers: those non-numeric value(s) are treated as missing")
             columns[clean] = numeric
             continue
         text = column.astype("string")
@@ -236,6 +435,10 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
     X = pd.DataFrame(columns, index=features.index)
     n_inf = int(np.isinf(X.to_numpy()).sum())
     X = X.replace([np.inf, -np.inf], np.nan)
+    X, clipped = _bounded(X)
+    for col, n in clipped.items():
+        notes.append(f"column {col!r}: {n} value(s) beyond +-{BOUND:g} clipped to +-{BOUND:g} (the bound of "
+                     "featteam's operators; new rows are clipped the same way)")
 
     for col in list(X.columns):
         if X[col].notna().sum() == 0:

@@ -19,6 +19,7 @@ from .config import PRESETS, FitConfig
 from .data import Dataset, load_dataset
 from .errors import FeatteamError
 from .evaluation import Evaluator
+from .llm.base import redact_url
 from .records import read_jsonl, write_jsonl
 from .report import DataSummary, RunReport
 from .selection import select, versions
@@ -89,9 +90,14 @@ class Run:
                 and all((self.out / artefact).exists() for artefact in step.artefacts))
 
     def record(self, step: Step, report: object) -> None:
-        """Keep ``step``'s report and key; the reports of the steps after it are stale."""
+        """Keep ``step``'s report, and its key when the step is complete (an incomplete step runs
+        again next time); the reports of the steps after it are stale."""
         setattr(self.report.steps, step.name, report)
-        self.report.step_keys[step.name] = self.step_key(step)
+        if step.complete(report):
+            self.report.step_keys[step.name] = self.step_key(step)
+        else:
+            self.report.step_keys.pop(step.name, None)
+            logger.warning("the %s step is incomplete: the next run with this directory runs it again", step.name)
         for later in STEP_NAMES[STEP_NAMES.index(step.name) + 1:]:
             setattr(self.report.steps, later, None)
             self.report.step_keys.pop(later, None)
@@ -139,7 +145,9 @@ class Run:
         report.data = DataSummary(path=str(self.data_path), name=dataset.name, rows=dataset.n_rows,
                                   features=dataset.X.shape[1], task=dataset.task, target=self.target,
                                   notes=list(dataset.notes))
-        report.config, report.n_jobs, report.versions = self.config, self.n_jobs, versions()
+        # No credentials in a file: the endpoint is recorded without its user, password or key.
+        report.config = dataclasses.replace(self.config, base_url=redact_url(self.config.base_url))
+        report.n_jobs, report.versions = self.n_jobs, versions()
         report.protocol, report.metric = self.config.protocol, evaluator.metric_name
         if report.original_search_score is None:
             report.original_search_score = evaluator.score_original()

@@ -3,6 +3,14 @@
 Every candidate is scored by the downstream evaluator (training rows only under
 the honest protocol) and duplicates are removed; the golden set records each
 example's sequence, readable formula, score, source and validity.
+
+The teacher's answers are data, and a hostile or broken teacher never aborts or poisons a
+run: anything that goes wrong while one answer is read, checked or scored rejects that
+answer (counted in the teacher's error classes) and the build goes on.  A teacher that
+fails for good (:class:`LLMError`, after its retries) fails the build with a message that
+says where, unless ``teacher_fallback="explore"``: then exploration fills the golden set and
+the report's ``stopped_because`` starts with :data:`TEACHER_FAILED` (the step is incomplete:
+``steps.golden.GoldenStep.complete``).  A spent budget is a normal stop.
 """
 
 from __future__ import annotations
@@ -13,40 +21,74 @@ import re
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence
 
 from .candidates import Candidate, median, mode_of_source, top_k
-from .evaluation import Evaluator
+from .errors import FeatteamError
+from .evaluation import Evaluator, Scored
 from .expr import ErrorKind, InvalidSequence, canonical_key, check_structure, parse_postfix, render, to_postfix_text
 from .explore import Explorer
-from .llm.base import BudgetExhausted, LLMBackend, LLMError
-from .llm.prompts import build_messages
+from .llm.base import BudgetExhausted, LLMBackend, LLMError, redact_url
+from .llm.prompts import build_messages, column_words, example_text
 from .records import read_jsonl, write_jsonl, to_json_value
 from .report import GoldenReport, SourceSummary, TeacherSummary
 
 logger = logging.getLogger(__name__)
 
 _BRACKETED = re.compile(r"\[[^\[\]]*\]")
+#: Most transformations read from one answer; the rest are counted as one unparsable record.
+MAX_TRANSFORMATIONS_PER_ANSWER = 64
+#: Characters of an answer's text kept in a rejected record (``raw``) and of an error message.
+RAW_CHARS = 200
+MESSAGE_CHARS = 300
+#: Characters of a valid transformation's text kept (``raw``).
+VALID_RAW_CHARS = 1000
+#: How ``stopped_because`` starts when the teacher failed and exploration took over.
+TEACHER_FAILED = "teacher failed"
+
+Extracted = tuple[list[str] | None, ErrorKind | None, str, str]
 
 
-def extract_transformations(text: str, columns: Sequence[str], n_features: int, max_length: int,
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _failure(what: str, exc: BaseException) -> str:
+    """An error message for an exception that rejected an answer (never the whole answer)."""
+    return _clip(f"{what}: {type(exc).__name__}: {exc}", MESSAGE_CHARS)
+
+
+def extract_transformations(text: str, columns: Sequence[str] | None, n_features: int, max_length: int,
                             max_features: int, max_feature_length: int | None = None,
-                            ) -> list[tuple[list[str] | None, ErrorKind | None, str, str]]:
+                            ) -> list[Extracted]:
     """Every transformation in a free-form answer: (tokens or None, error kind or None, message, snippet).
 
     The answer is data: bracketed groups are tokenised and checked, nothing is executed.
+    ``columns=None`` reads the tokens ``f{i}`` only (the teacher was shown no names).  Never
+    raises: whatever goes wrong with a group rejects it (UNPARSABLE with the exception's message),
+    and at most :data:`MAX_TRANSFORMATIONS_PER_ANSWER` groups are read.
     """
-    snippets = _BRACKETED.findall(text or "")
+    if not isinstance(text, str):
+        return [(None, ErrorKind.UNPARSABLE, f"the answer is no text but {type(text).__name__}",
+                 _clip(repr(text), RAW_CHARS))]
+    snippets = _BRACKETED.findall(text)
     if not snippets:
-        return [(None, ErrorKind.UNPARSABLE, "no [...] transformation in the answer", (text or "")[:200])]
-    out = []
-    for snippet in snippets:
+        return [(None, ErrorKind.UNPARSABLE, "no [...] transformation in the answer", text[:RAW_CHARS])]
+    out: list[Extracted] = []
+    for snippet in snippets[:MAX_TRANSFORMATIONS_PER_ANSWER]:
         try:
             tokens = parse_postfix(snippet, columns)
             check_structure(tokens, n_features, max_length, max_features, max_feature_length)
-            out.append((tokens, None, "", snippet))
+            out.append((tokens, None, "", _clip(snippet, VALID_RAW_CHARS)))
         except InvalidSequence as exc:
-            out.append((None, exc.kind, str(exc), snippet[:200]))
+            out.append((None, exc.kind, _clip(str(exc), MESSAGE_CHARS), snippet[:RAW_CHARS]))
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must cost one answer, not the run
+            out.append((None, ErrorKind.UNPARSABLE, _failure("could not read", exc), snippet[:RAW_CHARS]))
+    if len(snippets) > MAX_TRANSFORMATIONS_PER_ANSWER:
+        rest = len(snippets) - MAX_TRANSFORMATIONS_PER_ANSWER
+        out.append((None, ErrorKind.UNPARSABLE, f"{rest} more [...] groups in the answer not read (at most "
+                                                f"{MAX_TRANSFORMATIONS_PER_ANSWER} per answer)",
+                    snippets[MAX_TRANSFORMATIONS_PER_ANSWER][:RAW_CHARS]))
     return out
 
 
@@ -76,15 +118,23 @@ class GoldenSetBuilder:
     max_teacher_rounds : int
         Most rounds of teacher calls.
     anonymous : bool
-        Show the teacher f0..fn instead of the column names.
+        Show the teacher f0..fn instead of the column names (its answers are then read
+        with ``f{i}`` only).
     random_state : int
     progress : bool
         Show a progress bar.
+    teacher_fallback : {"fail", "explore"}
+        When the teacher fails for good (LLMError): raise a FeatteamError that says where
+        (default), or go on with exploration and say so in ``stopped_because``
+        (starting with :data:`TEACHER_FAILED`).
     """
 
     def __init__(self, evaluator: Evaluator, teacher: LLMBackend | None, n_golden: int = 100,
                  teacher_share: float = 0.3, answers_per_call: int = 8, max_teacher_rounds: int = 10,
-                 anonymous: bool = False, random_state: int = 0, progress: bool = True) -> None:
+                 anonymous: bool = False, random_state: int = 0, progress: bool = True,
+                 teacher_fallback: Literal["fail", "explore"] = "fail") -> None:
+        if teacher_fallback not in ("fail", "explore"):
+            raise FeatteamError(f"teacher_fallback must be 'fail' or 'explore', not {teacher_fallback!r}")
         self.evaluator = evaluator
         self.teacher = teacher
         self.n_golden = int(n_golden)
@@ -98,16 +148,45 @@ class GoldenSetBuilder:
         self.n_features = len(self.columns)
         self.grammar = evaluator.grammar()
         self.examples: list[Candidate] = []
+        self._valid: list[Candidate] = []
         self._seen: set = set()
         self.raw_errors: Counter = Counter()
         self.raw_outputs = 0
+        #: teacher transformations equal to one already in the golden set (neither new nor an error)
+        self.raw_repeats = 0
         self.teacher_stop = ""
+        self.teacher_fallback = teacher_fallback
+        #: the teacher's failure when it failed for good (with teacher_fallback="explore")
+        self.teacher_error: LLMError | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
 
     @property
     def valid(self) -> list[Candidate]:
-        return [e for e in self.examples if e.scored]
+        """The scored examples (kept as they come: a hostile teacher's many rejected records cost nothing here)."""
+        return list(self._valid)
+
+    def _score_alone(self, tokens: Sequence[str]) -> Scored:
+        """One candidate's score; an exception while scoring rejects it (UNPARSABLE, with the message)."""
+        try:
+            return self.evaluator.score(tokens)
+        except OSError:  # the run directory (the score log), not the candidate
+            raise
+        except Exception as exc:  # noqa: BLE001 - one candidate must not abort the build
+            logger.warning("scoring %s failed (%s: %s); the candidate is rejected", to_postfix_text(tokens),
+                           type(exc).__name__, _clip(str(exc), MESSAGE_CHARS))
+            return Scored(tuple(tokens), None, ErrorKind.UNPARSABLE, _failure("scoring failed", exc))
+
+    def _score(self, sequences: list[list[str]]) -> list[Scored]:
+        """Scores of ``sequences``, in one batch; if the batch raises, one by one (:meth:`_score_alone`)."""
+        if not sequences:
+            return []
+        try:
+            return self.evaluator.score_many(sequences)
+        except OSError:
+            raise
+        except Exception:  # noqa: BLE001 - find the candidate that raised; the others keep their scores
+            return [self._score_alone(tokens) for tokens in sequences]
 
     def _add_scored(self, candidates: list[tuple[list[str], str, str | None]], bar=None) -> int:
         """Score new distinct candidates (tokens, source, raw); returns how many were valid."""
@@ -115,17 +194,24 @@ class GoldenSetBuilder:
         for tokens, source, raw in candidates:
             key = canonical_key(tokens)
             if key in self._seen:
+                if source.startswith("teacher"):
+                    self.raw_repeats += 1
                 continue
             self._seen.add(key)
             fresh.append((tokens, source, raw))
-        results = self.evaluator.score_many([t for t, _, _ in fresh])
+        results = self._score([list(t) for t, _, _ in fresh])
         n_valid = 0
         for (tokens, source, raw), result in zip(fresh, results):
+            try:
+                formula = render(tokens, self.columns)
+            except Exception as exc:  # noqa: BLE001 - checked tokens render; if not, the candidate is rejected
+                formula = None
+                result = Scored(tuple(tokens), None, ErrorKind.UNPARSABLE, _failure("could not render", exc))
             example = Candidate(mode=mode_of_source(source), tokens=list(tokens), source=source, score=result.score,
-                                error=result.error, message=result.message, formula=render(tokens, self.columns),
-                                raw=raw)
+                                error=result.error, message=result.message, formula=formula, raw=raw)
             self.examples.append(example)
             if example.scored:
+                self._valid.append(example)
                 n_valid += 1
             elif source.startswith("teacher"):
                 self.raw_errors[example.error.value] += 1
@@ -141,21 +227,24 @@ class GoldenSetBuilder:
     def _teacher_round(self, round_index: int, bar) -> int:
         evaluator = self.evaluator
         X = evaluator.X[evaluator.search_rows]
-        examples = [f"{to_postfix_text(e.tokens)} (score {e.score:.4f})" for e in self._best(3)]
         local = self.teacher.name == "local"
+        # The local backend writes f{i} only (its grammar); anonymous: the teacher saw f{i} only.
+        indices_only = local
+        names = None if self.anonymous or indices_only else self.columns
+        words = column_words(self.columns, anonymous=self.anonymous, indices_only=indices_only)
+        examples = [f"{example_text(e.tokens, words)} (score {e.score:.4f})" for e in self._best(3)]
         messages = build_messages(evaluator.task, evaluator.dataset.target, X, self.columns,
                                   n_answers=1 if local else self.answers_per_call,
                                   max_features=self.grammar.max_features, max_length=self.grammar.max_length,
-                                  anonymous=self.anonymous, good_examples=examples, compact=local)
+                                  anonymous=self.anonymous, good_examples=examples, compact=local,
+                                  indices_only=indices_only)
         n_calls = self.answers_per_call if local else 1
         texts = self.teacher.propose(messages, n=n_calls, seed=self.random_state * 1000 + round_index * 64,
                                      grammar=self.grammar)
         candidates = []
         source = f"teacher:{self.teacher.name}"
-        for text in texts:
-            for tokens, error, message, snippet in extract_transformations(
-                    text, self.columns, self.n_features, self.grammar.max_length, self.grammar.max_features,
-                    self.grammar.max_feature_length):
+        for text in texts if isinstance(texts, (list, tuple)) else [texts]:
+            for tokens, error, message, snippet in self._read_answer(text, names):
                 self.raw_outputs += 1
                 if tokens is None:
                     self.raw_errors[error.value] += 1
@@ -164,6 +253,19 @@ class GoldenSetBuilder:
                 else:
                     candidates.append((tokens, source, snippet))
         return self._add_scored(candidates, bar)
+
+    def _read_answer(self, text: object, names: Sequence[str] | None) -> list[Extracted]:
+        """The transformations of one answer; an exception rejects the whole answer (UNPARSABLE)."""
+        try:
+            return extract_transformations(text, names, self.n_features, self.grammar.max_length,
+                                           self.grammar.max_features, self.grammar.max_feature_length)
+        except Exception as exc:  # noqa: BLE001 - one answer must not abort the build
+            logger.warning("a teacher answer could not be read (%s); it is rejected", type(exc).__name__)
+            try:
+                raw = str(text)[:RAW_CHARS]
+            except Exception:  # noqa: BLE001
+                raw = ""
+            return [(None, ErrorKind.UNPARSABLE, _failure("could not read the answer", exc), raw)]
 
     def _explore(self, bar) -> None:
         explorer = Explorer(self.n_features, self.grammar.max_length, self.grammar.max_features,
@@ -212,8 +314,7 @@ class GoldenSetBuilder:
                         logger.warning("teacher stopped: %s", exc)
                         break
                     except LLMError as exc:
-                        self.teacher_stop = str(exc)
-                        logger.warning("teacher failed, continuing with exploration: %s", exc)
+                        self._teacher_failed(exc)
                         break
                     dry = dry + 1 if new == 0 else 0
                     if dry >= 3:
@@ -224,6 +325,28 @@ class GoldenSetBuilder:
             self._explore(bar)
         self.seconds = time.perf_counter() - start
         return self.examples
+
+    def _where(self) -> str:
+        """Where the teacher is, for messages: its endpoint (no credentials) or its model."""
+        try:
+            described = self.teacher.describe()
+        except Exception:  # noqa: BLE001
+            described = {}
+        url = getattr(self.teacher, "endpoint", None) or described.get("base_url")
+        return str(redact_url(str(url)) if url else described.get("model") or self.teacher.name)
+
+    def _teacher_failed(self, exc: LLMError) -> None:
+        """Raise a FeatteamError that says where and what; or, with the fallback, record it and go on."""
+        where = getattr(exc, "endpoint", None) or self._where()
+        detail = getattr(exc, "detail", None) or str(exc)
+        if self.teacher_fallback == "fail":
+            raise FeatteamError(f"the teacher at {where} failed: {detail}; fix it or pass "
+                                f"--teacher-fallback explore") from None
+        self.teacher_error = exc
+        self.teacher_stop = (f"{TEACHER_FAILED} at {where}: {detail} (--teacher-fallback explore: went on with "
+                             f"exploration; the next run asks the teacher again)")
+        logger.warning("the teacher at %s failed, going on with exploration (--teacher-fallback explore): %s",
+                       where, detail)
 
     def report(self) -> GoldenReport:
         """Where the examples came from and what the teacher got wrong."""
@@ -241,7 +364,7 @@ class GoldenSetBuilder:
             described = self.teacher.describe()
             teacher = TeacherSummary(
                 backend=described["backend"], model=described.get("model"), temperature=described.get("temperature"),
-                base_url=described.get("base_url"), usage=to_json_value(self.teacher.usage),
+                base_url=redact_url(described.get("base_url")), usage=to_json_value(self.teacher.usage),
                 raw_transformations=self.raw_outputs, raw_error_classes=dict(self.raw_errors),
                 stopped_because=self.teacher_stop)
         return GoldenReport(n_valid=len(valid_scores), n_records=len(self.examples), by_source=by_source,

@@ -1,12 +1,14 @@
 """A local HTTP server that speaks the chat-completions protocol, for tests.
 
-It answers from a script: each entry is a status code with content, or
-("sleep", seconds) to make the client time out.  Only 127.0.0.1 is used.
+It answers from a script: each entry is a status code with content, ("sleep", seconds) to
+make the client time out, or ("raw", status, content_type, body) to answer any body at all.
+:class:`SilentServer` accepts connections and never answers.  Only 127.0.0.1 is used.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +34,10 @@ class FakeChatServer:
                 if step[0] == "sleep":
                     time.sleep(step[1])
                     step = (200, "[f0 sqrt]")
+                if step[0] == "raw":
+                    _, status, content_type, body = step
+                    self._send(status, content_type, body if isinstance(body, bytes) else body.encode())
+                    return
                 status, content = step
                 if status == 200:
                     payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body.get("model"),
@@ -40,10 +46,12 @@ class FakeChatServer:
                                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
                 else:
                     payload = {"error": {"message": content, "type": "error"}}
-                data = json.dumps(payload).encode()
+                self._send(status, "application/json", json.dumps(payload).encode())
+
+            def _send(self, status: int, content_type: str, data: bytes) -> None:
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -63,3 +71,44 @@ class FakeChatServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers (nor closes them until it stops)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.connections: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.connections.append(connection)
+
+    def __enter__(self) -> "SilentServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.thread.join()
+        for connection in self.connections:
+            connection.close()
+        self.sock.close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

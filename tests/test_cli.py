@@ -57,3 +57,72 @@ def test_bad_target_in_a_subprocess_has_no_traceback(tmp_path, small_regression)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "target column 'nope' not found" in result.stderr
+
+
+def test_internal_errors_are_not_user_errors(monkeypatch, capsys):
+    from featteam import cli
+
+    def broken(args):
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setitem(cli.COMMANDS, "show", broken)
+    assert main(["show", "t.json"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: KeyError" in err and "please report" in err and "-vv" in err
+    assert "featteam: error:" not in err
+    with pytest.raises(KeyError):  # -vv: the traceback, for us
+        main(["-vv", "show", "t.json"])
+
+
+def test_old_option_spellings_still_work_with_a_warning(tmp_path, small_regression, capsys):
+    path = tmp_path / "d.csv"
+    small_regression.to_csv(path, index=False)
+    assert main(["evaluate", str(path), "--target", "target", "--model", "et", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "--model is deprecated here; use --downstream-model" in captured.err
+    old = json.loads(captured.out)
+    assert main(["evaluate", str(path), "--target", "target", "--downstream-model", "et", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == old
+
+
+def test_fit_options_come_from_the_configuration():
+    import dataclasses
+
+    from featteam.cli import build_parser
+    from featteam.config import FitConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["fit", "d.csv", "--target", "y", "--out", "o", "--teacher-model", "m",
+                              "--downstream-model", "et", "--n-golden", "12", "--anonymous"])
+    cli_fields = [f.name for f in dataclasses.fields(FitConfig) if f.metadata.get("cli")]
+    assert args.config_fields == cli_fields
+    config = FitConfig.from_preset(args.preset, **{name: getattr(args, name) for name in args.config_fields})
+    assert (config.teacher_model, config.downstream_model, config.n_golden, config.anonymous) == ("m", "et", 12, True)
+    assert config.beam == FitConfig.from_preset("default").beam  # unset options keep the preset's value
+    with pytest.raises(SystemExit):
+        parser.parse_args(["fit", "d.csv", "--target", "y", "--out", "o", "--teacher", "gpt"])
+
+
+@pytest.mark.parametrize("setting", [
+    {"teaming_rule": "mixture"}, {"protocol": "optimistic"}, {"teacher": "gpt"}, {"student_weighting": "score"},
+    {"teaming_lambda": 1.5}, {"beam": 0}, {"step_sizes": ()}, {"n_golden": "many"}, {"anonymous": "yes"},
+    {"no_such_setting": 1},
+])
+def test_a_bad_setting_is_refused_before_any_step(tmp_path, small_regression, setting, capsys):
+    from featteam.config import FitConfig
+    from featteam.errors import FeatteamError
+
+    with pytest.raises(FeatteamError):
+        FitConfig.from_preset("quick", **setting)
+    path = tmp_path / "d.csv"
+    small_regression.to_csv(path, index=False)
+    # Through the estimator too: refused before the run directory is even made.
+    from featteam.estimator import FeatTeam
+
+    # (protocol and teacher are the estimator's own parameters, which override its settings)
+    own = {k: v for k, v in setting.items() if k in ("protocol", "teacher")}
+    others = {k: v for k, v in setting.items() if k not in own}
+    with pytest.raises(FeatteamError):
+        FeatTeam(**{"teacher": "none", **own}, run_dir=str(tmp_path / "run"), settings=others).fit(
+            small_regression.drop(columns="target"), small_regression["target"])
+    assert not (tmp_path / "run" / "run").exists()

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featteam import DataError, load_table, prepare
-from featteam.data import infer_task
+from featteam import DataError, Transformation, load_dataset, load_table, prepare
+from featteam.data import HEADER_ATTR, Preprocessor, check_output_path, infer_task, write_table
+from featteam.expr.operators import BOUND
 
 
 def test_missing_target_column(small_regression):
@@ -48,7 +49,7 @@ def test_text_and_categorical_columns(small_classification):
     assert "id" not in ds.X.columns
     assert set(ds.X["colour"].unique()) == {0.0, 1.0}
     assert any("'id': dropped" in n for n in ds.notes)
-    assert any("'mostly numbers': 1 non-numeric" in n for n in ds.notes)
+    assert any("'mostly numbers': numeric, but 1 of its 200 values are not numbers" in n for n in ds.notes)
     # The same encoding applies to new raw rows; unknown categories become missing.
     new = frame.head(3).copy()
     new.loc[new.index[0], "colour"] = "green"
@@ -118,3 +119,202 @@ def test_load_table_formats(tmp_path, small_regression):
     (tmp_path / "broken.parquet").write_bytes(b"garbage")
     with pytest.raises(DataError, match="cannot read"):
         load_table(tmp_path / "broken.parquet")
+
+
+# -- a target named twice in the header (pandas renames the copy, which would leak the target) --
+
+def _write_csv(path, header, rows):
+    path.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return path
+
+
+def _leaky_rows(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x0, x1 = rng.normal(size=n), rng.normal(size=n)
+    label = (x0 > 0).astype(int)
+    return [(a, b, c, b) for a, b, c in zip(x0, label, x1)]
+
+
+def test_a_target_named_twice_in_the_header_is_refused(tmp_path):
+    path = _write_csv(tmp_path / "leak.csv", "x0,label,x1,label", _leaky_rows())
+    frame = load_table(path)
+    assert "label.1" in frame.columns and frame.attrs[HEADER_ATTR] == {"label.1": "label"}
+    with pytest.raises(DataError, match=r"names the target 'label' more than once .*'label\.1'.*leak"):
+        load_dataset(path, "label")
+    with pytest.raises(DataError, match="more than once"):  # the copy as the target: just as ambiguous
+        load_dataset(path, "label.1")
+    import gzip
+
+    (tmp_path / "leak.csv.gz").write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(DataError, match="more than once"):  # in a .csv.gz too
+        load_dataset(tmp_path / "leak.csv.gz", "label")
+
+
+def test_a_column_really_named_like_a_pandas_copy_is_kept(tmp_path):
+    rows = [(a, b, c) for a, b, c, _ in _leaky_rows()]
+    ds = load_dataset(_write_csv(tmp_path / "ok.csv", "x0,label,label.1", rows), "label")
+    assert list(ds.X.columns) == ["x0", "label.1"]
+    assert not any("label.1" in n for n in ds.notes)  # the raw header says it is no copy
+    # A repeated feature name is kept (as pandas renamed it) and said.
+    rows = [(a, c, b) for a, b, c, _ in _leaky_rows()]
+    ds = load_dataset(_write_csv(tmp_path / "twice.csv", "x0,x0,label", rows), "label")
+    assert list(ds.X.columns) == ["x0", "x0.1"]
+    assert any("'x0.1': the header repeats the name 'x0'" in n for n in ds.notes)
+
+
+def test_a_frame_not_read_by_featteam_gets_a_warning_about_a_possible_copy(small_classification):
+    frame = small_classification.rename(columns={"d": "target.1"})
+    ds = prepare(frame, "target")
+    assert any("'target.1' may be a copy of the target" in n for n in ds.notes)
+    frame = small_classification.copy()
+    frame.columns = ["a", "target", "c", "d", "target"]
+    with pytest.raises(DataError, match="more than one column is named 'target'.*leak"):
+        prepare(frame, "target")
+
+
+# -- values beyond the operators' bound -------------------------------------------------
+
+def test_huge_finite_values_are_clipped_to_the_operators_bound(small_regression):
+    from featteam.evaluation import Evaluator
+
+    frame = small_regression.copy()
+    frame.loc[[3, 4], "a"] = [1e300, -1e300]
+    frame.loc[5, "b"] = 2e15
+    ds = prepare(frame, "target")
+    assert ds.X["a"].max() == BOUND and ds.X["a"].min() == -BOUND and ds.X["b"].max() == BOUND
+    assert any("'a': 2 value(s) beyond +-1e+15 clipped" in n for n in ds.notes)
+    assert any("'b': 1 value(s) beyond" in n for n in ds.notes)
+    # The downstream model takes them (scikit-learn's trees refuse what float32 cannot hold).
+    assert np.isfinite(Evaluator(ds, "honest").final_score(None))
+    # New rows are clipped the same way, so a deployed transformation sees what training saw.
+    new = ds.preprocessor.transform(frame)
+    np.testing.assert_array_equal(new.to_numpy(), ds.X.to_numpy())
+    fitted = Transformation.from_text("(a * b), quan_trans(a)", list(ds.X.columns)).fit(ds.X)
+    np.testing.assert_array_equal(fitted.transform(new), fitted.transform(ds.X))
+    assert np.all(np.abs(fitted.impute_values) <= BOUND)
+
+
+def test_dates_become_seconds_inside_the_bound(small_regression):
+    frame = small_regression.copy()
+    frame["when"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(frame)), unit="D")
+    ds = prepare(frame, "target")
+    assert ds.X["when"].iloc[0] == 1577836800.0 and ds.X["when"].nunique() == len(frame)
+    assert ds.preprocessor.to_dict()["datetime_unit"] == "s"
+    again = Preprocessor.from_dict(ds.preprocessor.to_dict()).transform(frame)
+    np.testing.assert_array_equal(again["when"].to_numpy(), ds.X["when"].to_numpy())
+    # A preprocessor saved before dates were seconds keeps pandas' own integers.
+    old = {k: v for k, v in ds.preprocessor.to_dict().items() if k != "datetime_unit"}
+    legacy = Preprocessor.from_dict(old).transform(frame)
+    assert legacy["when"].iloc[0] == BOUND  # frame["when"].astype("int64") is beyond it: clipped
+
+
+# -- numeric columns with some text -------------------------------------------------------
+
+@pytest.mark.parametrize("share", [0.11, 0.15, 0.2])
+def test_a_numeric_column_with_some_text_stays_numeric(small_regression, share):
+    frame = small_regression.copy()
+    n_text = int(share * len(frame))
+    column = frame["a"].astype(object)
+    column.iloc[:n_text] = [f"n/a {i}" for i in range(n_text)]  # many distinct strings: no category
+    frame["a"] = column
+    ds = prepare(frame, "target")
+    assert "a" in ds.X.columns and ds.X["a"].isna().sum() == n_text
+    assert any(f"'a': numeric, but {n_text} of its 200 values are not numbers" in n for n in ds.notes)
+    # New rows are coerced the same way: text in that column is a missing value.
+    new = ds.preprocessor.transform(frame.head(n_text + 3))
+    assert new["a"].isna().sum() == n_text and np.isfinite(new["a"].iloc[-1])
+
+
+def test_a_mostly_text_column_is_still_text(small_regression):
+    frame = small_regression.copy()
+    column = frame["a"].astype(object)
+    column.iloc[:100] = [f"id-{i}" for i in range(100)]
+    frame["a"] = column
+    ds = prepare(frame, "target")
+    assert "a" not in ds.X.columns and any("'a': dropped" in n for n in ds.notes)
+
+
+def test_a_malformed_preprocessor_is_a_data_error():
+    good = Preprocessor(["a"], {"a": ["x"]}, {"a": "a"}).to_dict()
+    assert Preprocessor.from_dict(good).columns == ["a"]
+    for bad in ([], "x", {}, {"columns": "a"}, {"columns": [1]}, {"columns": ["a", "a"]},
+                {**good, "categories": []}, {**good, "categories": {"a": "x"}}, {**good, "categories": {"a": [1]}},
+                {**good, "source_names": {"a": None}}, {**good, "datetime_unit": "ms"}):
+        with pytest.raises(DataError, match="malformed preprocessor"):
+            Preprocessor.from_dict(bad)
+    with pytest.raises(DataError, match="more than one column named 'a'"):
+        Preprocessor.from_dict(good).transform(pd.DataFrame([[1, 2]], columns=["a", "a"]))
+
+
+# -- corrupt files ----------------------------------------------------------------------
+
+def test_corrupt_files_are_data_errors(tmp_path, small_regression):
+    import gzip
+
+    small_regression.to_csv(tmp_path / "good.csv.gz", index=False)
+    whole = (tmp_path / "good.csv.gz").read_bytes()
+    cases = {
+        "truncated.csv.gz": whole[: len(whole) // 2],
+        "garbage.csv.gz": b"\x1f\x8b\x08garbage, not deflate data" * 3,
+        "not_gzip.csv.gz": b"plain text, not gzip\n1,2\n",
+        "bad_crc.csv.gz": whole[:-8] + b"\0" * 8,
+        "latin1.csv": "caf\xe9,y\n1,2\n".encode("latin-1"),
+        "open_quote.csv": b'a,b\n1,"2\n3,4\n',
+        "empty.csv": b"",
+        "ragged.csv": b"a,b\n1,2\n1,2,3,4,5\n",
+        "broken.parquet": b"PAR1 garbage PAR1",
+        "broken.csv.xz": b"\xfd7zXZ\x00 garbage",
+        "broken.csv.zip": b"PK\x03\x04 garbage",
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError, match="cannot read") as info:
+            load_table(tmp_path / name)
+        assert "\n" not in str(info.value), name
+    assert "compressed file is corrupt or truncated" in _message(load_table, tmp_path / "truncated.csv.gz")
+    assert "not UTF-8" in _message(load_table, tmp_path / "latin1.csv")
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        load_table(tmp_path / "folder.csv")
+    assert gzip.decompress(whole)  # the good file itself is fine
+
+
+def _message(function, *args):
+    try:
+        function(*args)
+    except DataError as exc:
+        return str(exc)
+    raise AssertionError("no DataError")
+
+
+# -- writing tables ---------------------------------------------------------------------
+
+def test_write_table_formats_and_refused_suffixes(tmp_path, small_regression):
+    import gzip
+
+    for name in ("o.csv", "o.CSV", "o.csv.gz", "o.parquet", "o.pq"):
+        write_table(small_regression, tmp_path / name)
+        assert load_table(tmp_path / name).shape == small_regression.shape
+    assert gzip.decompress((tmp_path / "o.csv.gz").read_bytes()).startswith(b"a,b,c,d,target")
+    for name in ("o.xlsx", "o.json", "o", "o.csv.bz2", "o.tsv"):
+        with pytest.raises(DataError, match="the output must end in .csv, .csv.gz, .parquet, .pq"):
+            check_output_path(tmp_path / name)
+    with pytest.raises(DataError, match="no such folder"):
+        check_output_path(tmp_path / "missing" / "o.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.CSV", "o.csv", "o.csv.gz", "o.parquet", "o.pq"]
+
+
+def test_write_table_is_atomic(tmp_path, small_regression, monkeypatch):
+    path = tmp_path / "o.csv"
+    path.write_text("the old table\n")
+
+    def killed(self, target, *args, **kwargs):
+        with open(target, "w") as handle:
+            handle.write("a,b,c\n1,2")  # half a table, then the process is stopped
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_table(small_regression, path)
+    assert path.read_text() == "the old table\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.csv"]  # no temporary file is left

@@ -10,6 +10,29 @@ separated by :data:`~featteam.expr.vocab.SEP`:
   :func:`parse_infix` reads back.
 
 Model output is data: it is tokenised and checked here, never executed.
+
+Columns in text (both forms, one rule, whatever the column names are)
+----------------------------------------------------------------------
+Without ``columns`` (the reader was shown ``f0..fn`` only: ``--anonymous``, or a backend
+that writes indices), the only column words are ``f{i}``: column index i.  Names are
+never looked up.
+
+With ``columns``, a word is read in this order:
+
+1. an operator's name is the operator (a column named ``log`` is written `` `log` ``);
+2. `` `text` `` in backticks is the column named exactly ``text`` - never an index, an
+   operator or a number - or an unknown token;
+3. a bare number (``2``, ``0.5``, ``1e3``) is never a column, even when a column is named
+   so (the language has no constants): such a column is written `` `2` ``;
+4. a bare word that is exactly a column's name is that column;
+5. a bare ``f{i}`` that is no column's name is column index i;
+6. anything else is an unknown token.
+
+So a column literally named ``f0`` at index 2 makes the word ``f0`` mean column 2 (rule 4
+before rule 5): a writer that means index 0 writes column 0's name.  :func:`render` and
+:func:`to_postfix_text` write names (in backticks where rule 1, 3 or the lexer needs
+them), so their text reads back as the same tokens; the teacher's prompts never show a
+token ``f{i}`` that a column's name shadows (:mod:`featteam.llm.prompts`).
 """
 
 from __future__ import annotations
@@ -244,16 +267,38 @@ def quote_name(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _resolve_name(name: str, columns: Sequence[str] | None, quoted: bool) -> str:
-    """Map a column name or ``f{i}`` text to a feature token."""
-    if columns is not None:
-        try:
-            return feature_token(list(columns).index(name))
-        except ValueError:
-            pass
-    if not quoted and feature_index(name) is not None:
+#: A bare word that is a number: never a column (rule 3 of the module's docstring).
+_NUMBER = re.compile(r"^(?:\d+\.?\d*|\.\d+)(?:[eE]\d+)?$")
+
+
+def _column_lookup(columns: Sequence[str] | None) -> dict[str, int] | None:
+    """Column name -> index (the first of equal names), or None: names are not read."""
+    if columns is None:
+        return None
+    lookup: dict[str, int] = {}
+    for index, name in enumerate(columns):
+        lookup.setdefault(str(name), index)
+    return lookup
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+def _resolve_name(name: str, lookup: dict[str, int] | None, quoted: bool) -> str:
+    """Map a column word to a feature token, by the rule of the module's docstring."""
+    if quoted:
+        if lookup is not None and name in lookup:
+            return feature_token(lookup[name])
+        raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown column {_short(name)}")
+    if _NUMBER.match(name):
+        raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"{_short(name)} is a number, not a column (write a column "
+                                                       f"named like a number in backticks)")
+    if lookup is not None and name in lookup:
+        return feature_token(lookup[name])
+    if feature_index(name) is not None:
         return name
-    raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown column or token {name!r}")
+    raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown column or token {_short(name)}")
 
 
 # Lexer shared by both text forms: backtick names, punctuation, bare words.
@@ -292,8 +337,9 @@ def _lex(text: str) -> list[tuple[str, str]]:
 def parse_postfix(text: str, columns: Sequence[str] | None = None) -> list[str]:
     """Parse the LLM postfix form ``[f0 f1 + , f2 sqrt]`` (brackets optional).
 
-    Column names may stand for ``f{i}`` (in backticks when they contain spaces
-    or clash with an operator).  Only the tokenisation is done here; call
+    Column names may stand for ``f{i}`` (in backticks when they contain spaces,
+    clash with an operator or are numbers), by the rule of the module's docstring;
+    ``columns=None`` reads ``f{i}`` only.  Only the tokenisation is done here; call
     :func:`check_structure` to validate.
 
     Raises
@@ -306,6 +352,7 @@ def parse_postfix(text: str, columns: Sequence[str] | None = None) -> list[str]:
         if lexemes[-1] != ("punct", "]"):
             raise InvalidSequence(ErrorKind.UNPARSABLE, "missing closing ']'")
         lexemes = lexemes[1:-1]
+    lookup = _column_lookup(columns)
     tokens: list[str] = []
     for kind, value in lexemes:
         if kind == "punct":
@@ -315,7 +362,7 @@ def parse_postfix(text: str, columns: Sequence[str] | None = None) -> list[str]:
         elif kind == "op" or (kind == "name" and value in OPERATORS):
             tokens.append(value)
         else:
-            tokens.append(_resolve_name(value, columns, quoted=kind == "qname"))
+            tokens.append(_resolve_name(value, lookup, quoted=kind == "qname"))
     if not tokens:
         raise InvalidSequence(ErrorKind.UNPARSABLE, "no tokens")
     return tokens
@@ -358,7 +405,7 @@ class _InfixParser:
     def __init__(self, lexemes: list[tuple[str, str]], columns: Sequence[str] | None) -> None:
         self.lexemes = lexemes
         self.pos = 0
-        self.columns = columns
+        self.lookup = _column_lookup(columns)
         self.nesting = 0
 
     def peek(self) -> tuple[str, str] | None:
@@ -421,7 +468,7 @@ class _InfixParser:
             self.take()
             return self.nested() + [value]
         if kind in ("name", "qname"):
-            return [_resolve_name(value, self.columns, quoted=kind == "qname")]
+            return [_resolve_name(value, self.lookup, quoted=kind == "qname")]
         raise InvalidSequence(ErrorKind.UNPARSABLE, f"unexpected {value!r}")
 
 

@@ -1,11 +1,14 @@
-"""What every LLM client shares: usage counts, a budget, bounded retries."""
+"""What every LLM client shares: usage counts, a budget, bounded retries, and URLs written
+without their credentials (:func:`redact_url`)."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import FeatteamError
 
@@ -14,7 +17,16 @@ T = TypeVar("T")
 
 
 class LLMError(FeatteamError):
-    """An LLM backend failed for good (after its retries)."""
+    """An LLM backend failed for good (after its retries).
+
+    ``detail`` says what happened; ``endpoint``, when known, is where (a URL without
+    credentials, or a model's name): the message reads "the teacher at <endpoint>: <detail>".
+    """
+
+    def __init__(self, detail: str, endpoint: str | None = None) -> None:
+        self.detail = detail
+        self.endpoint = endpoint
+        super().__init__(f"the teacher at {endpoint}: {detail}" if endpoint else detail)
 
 
 class BudgetExhausted(FeatteamError):
@@ -53,6 +65,38 @@ class Usage:
         return asdict(self)
 
 
+#: Query parameters whose values are credentials (matched anywhere in the name, any case).
+_SECRET_QUERY = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session", re.IGNORECASE)
+#: ``scheme://user:password@`` in text that urlsplit cannot read.
+_USERINFO = re.compile(r"(//)[^/?#@\s]*@")
+REDACTED = "REDACTED"
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` as it may be written anywhere (reports, logs, error messages): without the
+    user name and password, and with the values of query parameters named like a key,
+    token, secret or password replaced by ``REDACTED``.  A URL with nothing to hide is
+    returned unchanged (character for character)."""
+    if url is None:
+        return None
+    url = str(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unreadable (a broken IPv6 host, say): still drop anything like user:password@
+        return _USERINFO.sub(r"\1", url)
+    netloc = parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, value = pair.partition("=")
+            pairs.append(f"{name}={REDACTED}" if eq and value and _SECRET_QUERY.search(name) else pair)
+        query = "&".join(pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def with_retries(call: Callable[[], T], retryable: tuple[type[BaseException], ...], usage: Usage,
                  max_retries: int = 3, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run ``call``; on a retryable error wait ``backoff * 2**k`` seconds and try again, at most
@@ -65,7 +109,8 @@ def with_retries(call: Callable[[], T], retryable: tuple[type[BaseException], ..
             usage.errors[name] = usage.errors.get(name, 0) + 1
             if attempt == max_retries:
                 usage.failures += 1
-                raise LLMError(f"LLM call failed after {max_retries + 1} attempts: {name}: {exc}") from None
+                tries = "1 attempt" if max_retries == 0 else f"{max_retries + 1} attempts"
+                raise LLMError(f"no answer after {tries}: {name}: {exc}") from None
             usage.retries += 1
             delay = backoff * 2 ** attempt
             logger.info("LLM call failed (%s), retrying in %.1f s", name, delay)

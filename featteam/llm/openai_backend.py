@@ -1,19 +1,101 @@
 """Teacher backend for any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM,
 llama.cpp server, Ollama).  The API key is used for requests only: never logged,
-never written."""
+never written.  A user name and password in the URL (``http://user:secret@host/v1``) are
+sent as HTTP basic authentication and likewise never written: the URL is recorded, logged
+and put in error messages without them (:func:`~featteam.llm.base.redact_url`).
+
+What an endpoint answers is data.  Timeouts, refused connections, HTTP 429 and 5xx are
+retried (``max_retries``); anything else that is not a chat completion - another HTTP
+error, a body that is not JSON or not a completion - is an :class:`LLMError` at once,
+naming the endpoint, the HTTP status and the start of the body.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import FeatteamError
 from ..settings import env
-from .base import LLMBackend, Usage, with_retries
+from .base import LLMBackend, LLMError, Usage, redact_url, with_retries
 from .cache import ResponseCache, cache_key
 
 logger = logging.getLogger(__name__)
+
+#: Characters of a bad body quoted in an error message.
+EXCERPT = 200
+#: The endpoint when no base URL is given (the openai client's own default).
+OPENAI_API = "https://api.openai.com/v1"
+
+
+def excerpt(text: object, limit: int = EXCERPT) -> str:
+    """The start of ``text`` for an error message: one line, at most ``limit`` characters, quoted."""
+    text = str(text)
+    short = text[:limit]
+    return repr(short) + ("..." if len(text) > limit else "")
+
+
+def _split_credentials(url: str | None) -> tuple[str | None, tuple[str, str] | None]:
+    """``url`` without its ``user:password@`` part, and that user and password (or None)."""
+    if url is None:
+        return None, None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None  # the client will refuse it with its own message
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), (unquote(user), unquote(password))
+
+
+def read_completion(body: str, status: int, endpoint: str) -> tuple[str, int, int]:
+    """The answer text and token counts of a chat-completions response body.
+
+    Raises
+    ------
+    LLMError
+        When the body is not JSON or not a chat completion (with the status and the body's start).
+        A completion without text (``content`` null: a refusal, a content filter) is an empty answer.
+    """
+    def bad(what: str) -> LLMError:
+        return LLMError(f"answered HTTP {status} with {what}: {excerpt(body)}", endpoint)
+
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError; JSON nested too deep to read
+        raise bad("a body that is not JSON") from None
+    if not isinstance(data, dict):
+        raise bad("JSON that is not a chat completion")
+    if "error" in data and "choices" not in data:
+        raise bad("an error")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise bad("JSON that is not a chat completion (no choices)")
+    message = choices[0].get("message")
+    if message is None:
+        message = {}
+    if not isinstance(message, dict):
+        raise bad("JSON that is not a chat completion (the message is no object)")
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: keep their text
+        content = "".join(part["text"] for part in content
+                          if isinstance(part, dict) and isinstance(part.get("text"), str))
+    if content is None:
+        content = ""
+    if not isinstance(content, str):
+        raise bad("JSON that is not a chat completion (the content is no text)")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+
+    def count(name: str) -> int:
+        value = usage.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 53 else 0
+
+    return content, count("prompt_tokens"), count("completion_tokens")
 
 
 class OpenAIChat(LLMBackend):
@@ -28,9 +110,11 @@ class OpenAIChat(LLMBackend):
     max_tokens : int
         Completion tokens per answer.
     timeout : float
-        Seconds per request.
+        Seconds per request (connecting, sending, waiting for the answer).
     max_retries : int
         Retries on timeouts, connection errors, 429 and 5xx.
+    backoff : float
+        Seconds before the first retry (doubled each time).
     cache : ResponseCache, optional
     usage : Usage, optional
         Shared counters and budget.
@@ -44,17 +128,24 @@ class OpenAIChat(LLMBackend):
         import openai
 
         self.model = model or env("MODEL", "OPENAI_MODEL") or "gpt-4o"
-        self.base_url = base_url or env("BASE_URL", "OPENAI_BASE_URL")
+        url = base_url or env("BASE_URL", "OPENAI_BASE_URL")
         key = api_key or env("API_KEY", "OPENAI_API_KEY")
-        if not key and self.base_url is None:
+        if not key and url is None:
             raise FeatteamError("the openai teacher needs an API key: set FEATTEAM_API_KEY or OPENAI_API_KEY, "
                                 "or give --base-url for a local server that needs none")
+        #: the endpoint as recorded and shown: no credentials
+        self.base_url = redact_url(url)
+        self.endpoint = self.base_url or OPENAI_API
         self.temperature, self.max_tokens = temperature, max_tokens
-        self.max_retries, self.backoff = max_retries, backoff
+        self.timeout, self.max_retries, self.backoff = float(timeout), int(max_retries), backoff
         self.cache = cache if cache is not None else ResponseCache(None)
         self.usage = usage if usage is not None else Usage()
-        self._client = openai.OpenAI(api_key=key or "not-needed", base_url=self.base_url, timeout=timeout,
-                                     max_retries=0)
+        request_url, basic_auth = _split_credentials(url)
+        # The URL given to the client has no user:password@ (the HTTP library logs the URLs it
+        # requests); the pair is sent as basic authentication, as it would be from the URL.
+        http_client = openai.DefaultHttpxClient(auth=basic_auth, timeout=self.timeout) if basic_auth else None
+        self._client = openai.OpenAI(api_key=key or "not-needed", base_url=request_url, timeout=self.timeout,
+                                     max_retries=0, http_client=http_client)
         self._retryable = (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
                            openai.InternalServerError)
         self._openai = openai
@@ -66,10 +157,11 @@ class OpenAIChat(LLMBackend):
     def propose(self, messages: list[dict[str, str]], n: int, seed: int, grammar=None) -> list[str]:
         texts = []
         for i in range(n):
+            # The endpoint without credentials: a new password keeps the cached answers.
             key = cache_key(backend=self.name, model=self.model, base_url=self.base_url, messages=messages,
                             temperature=self.temperature, max_tokens=self.max_tokens, seed=seed, index=i)
             cached = self.cache.get(key)
-            if cached is not None:
+            if isinstance(cached, str):
                 self.usage.cache_hits += 1
                 texts.append(cached)
                 continue
@@ -80,20 +172,37 @@ class OpenAIChat(LLMBackend):
         return texts
 
     def _call(self, messages: list[dict[str, str]], seed: int) -> str:
+        """One answer's text; LLMError (naming the endpoint) when there is none."""
+        openai = self._openai
         start = time.perf_counter()
 
         def request():
-            return self._client.chat.completions.create(model=self.model, messages=messages,
-                                                        temperature=self.temperature, max_tokens=self.max_tokens,
-                                                        seed=seed)
+            return self._client.chat.completions.with_raw_response.create(
+                model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
+                seed=seed)
         try:
-            response = with_retries(request, self._retryable, self.usage, self.max_retries, self.backoff)
-        except self._openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
+            raw = with_retries(request, self._retryable, self.usage, self.max_retries, self.backoff)
+        except LLMError as exc:
+            raise LLMError(exc.detail, self.endpoint) from None
+        except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
             self.usage.failures += 1
-            raise FeatteamError(f"the teacher endpoint refused the request: HTTP {exc.status_code}") from None
-        usage = getattr(response, "usage", None)
-        self.usage.record(getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0,
-                          time.perf_counter() - start)
-        choices = getattr(response, "choices", None) or []
-        content = choices[0].message.content if choices and choices[0].message else None
-        return content if isinstance(content, str) else ""
+            body = exc.response.text if exc.response is not None else exc.body
+            raise LLMError(f"refused the request: HTTP {exc.status_code}: {excerpt(body)}", self.endpoint) from None
+        except openai.OpenAIError as exc:  # anything else the client could not make sense of
+            self.usage.failures += 1
+            raise LLMError(f"{type(exc).__name__}: {excerpt(exc)}", self.endpoint) from None
+        try:
+            body = raw.http_response.text
+        except Exception as exc:  # a body that cannot be decoded as text
+            self.usage.failures += 1
+            raise LLMError(f"answered HTTP {raw.status_code} with an unreadable body: {type(exc).__name__}",
+                           self.endpoint) from None
+        try:
+            content, prompt_tokens, completion_tokens = read_completion(body, raw.status_code, self.endpoint)
+        except LLMError:
+            # Not retried: the endpoint did answer (a retry may be billed again), and a body that is
+            # no completion comes from a wrong URL or a proxy's page far more often than from chance.
+            self.usage.failures += 1
+            raise
+        self.usage.record(prompt_tokens, completion_tokens, time.perf_counter() - start)
+        return content

@@ -65,3 +65,8 @@ class Step(ABC):
     @abstractmethod
     def run(self, context: RunContext) -> StepResult:
         """Compute the step's candidates and report from the context."""
+
+    def complete(self, report: Any) -> bool:
+        """Whether ``report`` is a finished result a later run may keep (False: the run records
+        it, but runs the step again next time)."""
+        return True

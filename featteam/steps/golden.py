@@ -7,6 +7,7 @@ import logging
 from ..candidates import Mode
 from ..config import FitConfig
 from ..llm.base import LLMBackend
+from ..report import GoldenReport
 from .base import RunContext, Step, StepResult
 
 logger = logging.getLogger(__name__)
@@ -29,12 +30,21 @@ def make_teacher(config: FitConfig, api_key: str | None = None) -> LLMBackend | 
                        cache=cache, usage=usage)
     from ..llm.openai_backend import OpenAIChat
     return OpenAIChat(model=config.teacher_model, base_url=config.base_url, api_key=api_key,
-                      temperature=config.temperature, cache=cache, usage=usage)
+                      temperature=config.temperature, timeout=config.teacher_timeout,
+                      max_retries=config.teacher_retries, cache=cache, usage=usage)
 
 
 class GoldenStep(Step):
     """The teacher's share first (later rounds see the best examples so far), exploration for
-    the rest; every candidate scored and deduplicated (``golden.jsonl``)."""
+    the rest; every candidate scored and deduplicated (``golden.jsonl``).
+
+    A teacher that fails for good fails the step (a FeatteamError that says where), unless
+    ``teacher_fallback="explore"``: then the step returns exploration's golden set and
+    :meth:`complete` says False for its report, so the run does not keep it as done (the
+    next run asks the teacher again).  ``teacher_timeout``, ``teacher_retries`` and
+    ``teacher_fallback`` are not in ``settings``: they decide how long a failure takes and
+    what it does, not what a completed step computes.
+    """
 
     name = "golden"
     settings = ("protocol", "teacher", "teacher_model", "base_url", "n_golden", "teacher_share", "answers_per_call",
@@ -51,6 +61,15 @@ class GoldenStep(Step):
         builder = GoldenSetBuilder(context.evaluator, make_teacher(config, context.api_key), n_golden=config.n_golden,
                                    teacher_share=config.teacher_share, answers_per_call=config.answers_per_call,
                                    max_teacher_rounds=config.max_teacher_rounds, anonymous=config.anonymous,
-                                   random_state=config.seed, progress=context.progress)
+                                   random_state=config.seed, progress=context.progress,
+                                   teacher_fallback=config.teacher_fallback)
         examples = builder.build()
         return StepResult(builder.report(), examples)
+
+    def complete(self, report: GoldenReport) -> bool:
+        """False when the teacher failed and ``teacher_fallback="explore"`` went on with
+        exploration: the run records the report but does not count the step as done, so the
+        next run asks the teacher again.  A spent budget is a complete stop."""
+        from ..teacher import TEACHER_FAILED
+
+        return not (report.teacher is not None and report.teacher.stopped_because.startswith(TEACHER_FAILED))
