@@ -40,19 +40,27 @@ DEFAULT_TEAMING_LAMBDA = 0.5
 #: Preset sizes.  ``quick`` is about 2 minutes and ``default`` at most 10 on a 1000 x 25 table
 #: on 2 cores; ``paper`` uses the literature's sizes (MOAT: search from the top 20
 #: sequences with step sizes 1..5, beam 5; several hundred golden examples).
+#: Training budgets are counted in epochs and steps, so the same seed and data give the same
+#: result however loaded the machine is.  They were set to what the former wall-clock limits
+#: gave on an idle 2-core machine (quick: 20 s of latent training, about 40 epochs of a
+#: 30-example golden set, and one student epoch; default: 90 s, about 60 epochs, and 150 s of
+#: the student, about 40 steps; paper: 170 s, about 25 epochs, and 270 s, about 70 steps).
+#: The ``*_max_seconds`` limits are only safety stops, far above the budgets: a run one of them
+#: stops is reported as not reproducible.
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"n_golden": 40, "teacher_share": 0.2, "max_teacher_rounds": 1, "search_top_k": 5,
-             "step_sizes": (1.0, 3.0, 5.0), "beam": 3, "latent_max_seconds": 30.0, "student_epochs": 1,
-             "student_max_seconds": 40.0, "student_samples": 16},
+             "step_sizes": (1.0, 3.0, 5.0), "beam": 3, "latent_epochs": 45, "latent_max_seconds": 600.0,
+             "student_epochs": 1, "student_max_seconds": 900.0, "student_samples": 16},
     "quick": {"n_golden": 30, "teacher_share": 0.25, "max_teacher_rounds": 1, "search_top_k": 4,
-              "step_sizes": (1.0, 3.0, 5.0), "beam": 3, "latent_max_seconds": 20.0, "student_epochs": 1,
-              "student_max_seconds": 20.0, "student_samples": 12},
+              "step_sizes": (1.0, 3.0, 5.0), "beam": 3, "latent_epochs": 40, "latent_max_seconds": 600.0,
+              "student_epochs": 1, "student_max_seconds": 900.0, "student_samples": 12},
     "default": {"n_golden": 100, "teacher_share": 0.2, "max_teacher_rounds": 3, "search_top_k": 10,
-                "step_sizes": (1.0, 2.0, 3.0, 4.0, 5.0), "beam": 5, "latent_max_seconds": 90.0,
-                "student_epochs": 10, "student_max_seconds": 150.0, "student_samples": 32},
+                "step_sizes": (1.0, 2.0, 3.0, 4.0, 5.0), "beam": 5, "latent_epochs": 60,
+                "latent_max_seconds": 1200.0, "student_epochs": 10, "student_max_steps": 40,
+                "student_max_seconds": 1800.0, "student_samples": 32},
     "paper": {"n_golden": 500, "teacher_share": 0.5, "max_teacher_rounds": 40, "search_top_k": 20,
-              "step_sizes": (1.0, 2.0, 3.0, 4.0, 5.0), "beam": 5, "latent_max_seconds": 170.0,
-              "student_epochs": 4, "student_max_seconds": 270.0, "student_samples": 64},
+              "step_sizes": (1.0, 2.0, 3.0, 4.0, 5.0), "beam": 5, "latent_epochs": 25, "latent_max_seconds": 2400.0,
+              "student_epochs": 4, "student_max_steps": 70, "student_max_seconds": 3600.0, "student_samples": 64},
 }
 
 
@@ -107,12 +115,17 @@ class FitConfig:
     search_top_k: int = setting(20, "golden examples the gradient search starts from")
     step_sizes: tuple[float, ...] = setting((1.0, 2.0, 3.0, 4.0, 5.0), "step sizes of the gradient search")
     beam: int = setting(5, "beam width of the decoders")
-    latent_max_seconds: float = setting(170.0, "wall-clock limit of the latent model's training")
+    latent_epochs: int = setting(200, "most training epochs of the latent model (early stopping may end it sooner)")
+    latent_max_seconds: float = setting(3600.0, "safety stop: wall-clock limit of the latent model's training (a run "
+                                                "it stops is reported as not reproducible)")
     # step 3: the student
     student_model: str | None = setting(None, "the student's base model (default: the embedded SmolLM2-135M)")
     student_lora: bool = setting(True, "fine-tune the student with LoRA (else fully)")
     student_epochs: int = setting(4, "the student's fine-tuning epochs")
-    student_max_seconds: float = setting(270.0, "wall-clock limit of the student's fine-tuning")
+    student_max_steps: int | None = setting(None, "most optimizer steps of the student's fine-tuning (None: the "
+                                                  "epochs decide)")
+    student_max_seconds: float = setting(3600.0, "safety stop: wall-clock limit of the student's fine-tuning (a run "
+                                                 "it stops is reported as not reproducible)")
     student_weighting: StudentWeighting = setting("rank", "weight golden examples by score rank (0.5-1.5) or not")
     student_samples: int = setting(64, "sequences sampled from the student")
     # step 4: teaming
@@ -129,7 +142,7 @@ class FitConfig:
                 value = self.step_sizes
             _check_type(f.name, hints[f.name], value)
         positive = ("n_golden", "answers_per_call", "max_length", "max_features", "max_feature_length",
-                    "search_top_k", "beam", "student_epochs", "student_samples")
+                    "search_top_k", "beam", "latent_epochs", "student_epochs", "student_samples")
         for name in positive:
             if getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -140,7 +153,7 @@ class FitConfig:
             raise FeatteamError(f"teacher_timeout must be a positive number of seconds, not {self.teacher_timeout}")
         if self.teacher_retries < 0:
             raise FeatteamError(f"teacher_retries must not be negative, not {self.teacher_retries}")
-        for name in ("max_calls", "max_tokens", "max_search_rows"):
+        for name in ("max_calls", "max_tokens", "max_search_rows", "student_max_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1 when given")
         for name in ("teacher_share", "teaming_lambda"):

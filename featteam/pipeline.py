@@ -167,6 +167,20 @@ class Run:
                                    self.config.protocol, self.out, report.original_search_score)
         report.step_seconds = {name: getattr(report.steps, name).seconds for name in STEP_NAMES
                                if getattr(report.steps, name) is not None}
+        report.safety_stops = self.safety_stops()
+        report.reproducible = not report.safety_stops
         report.seconds = round(time.perf_counter() - start, 2)
         self.save_report()
         return report
+
+    def safety_stops(self) -> list[str]:
+        """The trainings a wall-clock safety stop ended (budgets are epochs and steps: a run with
+        none is reproducible)."""
+        steps, stops = self.report.steps, []
+        if steps.latent is not None and steps.latent.training.time_limited:
+            stops.append(f"the latent model's training after {steps.latent.training.epochs} epochs "
+                         f"(latent_max_seconds={self.config.latent_max_seconds:g})")
+        if steps.student is not None and steps.student.finetune.time_limited:
+            stops.append(f"the student's fine-tuning after {steps.student.finetune.steps} steps "
+                         f"(student_max_seconds={self.config.student_max_seconds:g})")
+        return stops

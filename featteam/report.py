@@ -80,6 +80,9 @@ class LatentMetrics:
     validation_exact_reconstruction: float
     validation_evaluator_spearman: float | None
     best_validation_loss: float
+    #: "early stopping", "epochs" (the budget) or "time limit" (the safety stop: not reproducible)
+    stopped_by: str = "epochs"
+    time_limited: bool = False
 
 
 @dataclass
@@ -123,6 +126,7 @@ class FinetuneMetrics:
     training_tokens_per_second: float
     first_loss: float | None
     last_loss: float | None
+    #: the safety stop ended it (the run is then not reproducible)
     time_limited: bool
     weighting: str
     lora: bool
@@ -230,6 +234,9 @@ class RunReport:
     step_keys: dict[str, str] = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
+    #: the wall-clock safety stops that ended a training (each makes the run not reproducible)
+    safety_stops: list[str] = field(default_factory=list)
+    reproducible: bool = True
     result: SelectionResult | None = None
 
     def save(self, path: str | Path) -> None:
@@ -295,6 +302,8 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         before, after = steps.student.unmasked_before_finetuning, steps.student.unmasked_after_finetuning
         lines.append(f"student: unmasked validity {before.valid}/{before.n} before fine-tuning, "
                      f"{after.valid}/{after.n} after; fine-tuned in {steps.student.finetune.seconds:.0f} s")
+    if report.safety_stops:
+        lines.append("NOT REPRODUCIBLE: a wall-clock safety stop ended " + "; ".join(report.safety_stops))
     result = report.result
     if result:
         lines.append(f"\nchosen ({result.mode}): {', '.join(result.formulas)}")

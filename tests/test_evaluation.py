@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from featteam.data import load_dataset, prepare
 from featteam.evaluation import Evaluator, one_minus_rae
@@ -16,6 +17,7 @@ def _references(shared):
             for name, info in manifest.items() if "paper_protocol_reference" in info}
 
 
+@pytest.mark.slow
 def test_paper_protocol_reproduces_every_reference(shared_datasets):
     for name, (file, reference) in _references(shared_datasets).items():
         dataset = load_dataset(shared_datasets / file, "label")

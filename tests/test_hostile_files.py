@@ -308,6 +308,7 @@ def _apply(path) -> str:
     return "applied"
 
 
+@pytest.mark.slow  # 5,000 files, about 20 s: in make test, not in the fast lane
 def test_hostile_transformation_files(tmp_path):
     path = tmp_path / "transformation.json"
     outcomes: dict[str, int] = {}

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here trains the network
+
 from featteam.decoding import beam_search
 from featteam.explore import Explorer
 from featteam.expr import Grammar, Vocabulary, check_structure

@@ -233,8 +233,8 @@ def test_fit_without_run_dir_leaves_no_folder(tmp_path, monkeypatch):
     X = pd.DataFrame(rng.normal(size=(160, 4)), columns=["a", "b", "c", "d"])
     y = X["a"] * X["b"] + 0.1 * rng.normal(size=160)
     model = FeatTeam(preset="quick", teacher="none",
-                     settings=dict(n_golden=16, search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_max_seconds=15.0,
-                                   student_epochs=1, student_max_seconds=8.0, student_samples=4),
+                     settings=dict(n_golden=16, search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_epochs=30,
+                                   student_epochs=1, student_samples=4),
                      n_jobs=1).fit(X, y)
     assert not list(temp.glob("featteam-*"))
     # The fitted estimator works from memory and keeps no path into the removed directory.

@@ -11,8 +11,8 @@ from featteam.expr import Transformation
 from featteam.config import FitConfig
 from featteam.pipeline import Run
 
-TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_max_seconds=15.0,
-            student_epochs=1, student_max_seconds=8.0, student_samples=4)
+TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_epochs=30,
+            student_epochs=1, student_samples=4)
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,14 @@ def table(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_fit_runs_all_steps_and_resumes(tmp_path, table):
+def test_fit_runs_all_steps_and_resumes(tmp_path, table, capfd):
     path, frame = table
     config = FitConfig.from_preset("quick", **TINY)
     report = Run(tmp_path / "run", path, "y", config, n_jobs=2, progress=False).execute()
+    # Without progress, a fit is quiet: no loading bars, no library deprecation noise.
+    noise = capfd.readouterr().err
+    for text in ("Loading weights", "is_gradient_checkpointing", "past_key_values", "it/s]"):
+        assert text not in noise, noise[-2000:]
     for name in ("transformation.json", "report.json", "candidates.jsonl", "golden.jsonl", "scores_by_mode.png",
                  "student_loss.png", "latent/latent.safetensors", "student/student.json"):
         assert (tmp_path / "run" / name).exists(), name
@@ -54,6 +58,7 @@ def test_fit_runs_all_steps_and_resumes(tmp_path, table):
     assert report2.result.score == result.score
 
 
+@pytest.mark.slow
 def test_stop_after_golden_then_latent_reuses_golden(tmp_path, table, capsys):
     path, _ = table
     args = ["fit", str(path), "--target", "y", "--out", str(tmp_path / "r"), "--teacher", "none", "--n-golden", "15",
@@ -75,9 +80,10 @@ def test_stop_after_golden_then_latent_reuses_golden(tmp_path, table, capsys):
     assert len(set(logged)) == len(logged)
 
 
+@pytest.mark.slow
 def test_a_changed_setting_reruns_only_its_step_and_the_later_ones(tmp_path, table):
     path, _ = table
-    tiny = dict(n_golden=15, teacher="none", search_top_k=2, step_sizes=(1.0,), beam=2, latent_max_seconds=3.0)
+    tiny = dict(n_golden=15, teacher="none", search_top_k=2, step_sizes=(1.0,), beam=2, latent_epochs=5)
     out = tmp_path / "r"
 
     def run(**changes):
@@ -120,3 +126,35 @@ def test_featteam_estimator_in_a_pipeline(tmp_path, table):
     model = make_pipeline(FeatTeam(preset="quick", teacher="none", run_dir=str(tmp_path), settings=settings),
                           RandomForestRegressor(n_estimators=20, random_state=0))
     assert model.fit(X, y).score(X, y) > 0.8  # the same run directory: resumed, nothing recomputed
+
+
+@pytest.mark.slow
+def test_same_seed_same_result_under_load_and_any_n_jobs(tmp_path, table):
+    """Budgets are epochs and steps: a CPU hog beside one fit (and another n_jobs) changes nothing."""
+    import subprocess
+    import sys
+
+    path, _ = table
+    config = FitConfig.from_preset("quick", **TINY)
+    Run(tmp_path / "quiet", path, "y", config, n_jobs=2, progress=False).execute()
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        report = Run(tmp_path / "loaded", path, "y", config, n_jobs=1, progress=False).execute()
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert report.reproducible and not report.safety_stops
+    for name in ("transformation.json", "golden.jsonl", "candidates.jsonl"):
+        assert (tmp_path / "quiet" / name).read_bytes() == (tmp_path / "loaded" / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_a_safety_stop_is_reported_as_not_reproducible(tmp_path, table):
+    path, _ = table
+    config = FitConfig.from_preset("quick", n_golden=15, teacher="none", search_top_k=2, step_sizes=(1.0,), beam=2,
+                                   latent_epochs=500, latent_max_seconds=0.01)
+    run = Run(tmp_path / "r", path, "y", config, n_jobs=1, progress=False)
+    run.execute(stop_after="latent")
+    assert run.report.steps.latent.training.stopped_by == "time limit"
+    assert run.safety_stops() and "latent model" in run.safety_stops()[0]

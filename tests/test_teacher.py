@@ -38,7 +38,11 @@ def test_response_cache_persists(tmp_path):
 
 @pytest.fixture
 def evaluator(small_regression):
-    return Evaluator(prepare(small_regression, "target"), "honest")
+    # A small forest: these tests are about the teacher's path, not about the downstream model.
+    from sklearn.ensemble import RandomForestRegressor
+
+    return Evaluator(prepare(small_regression, "target"), "honest",
+                     model=RandomForestRegressor(n_estimators=10, random_state=0))
 
 
 def _openai(url, cache, **kw):

@@ -165,7 +165,10 @@ def test_the_explore_fallback_goes_on_and_marks_the_step_incomplete(tmp_path, mo
     assert golden["teacher"]["stopped_because"].startswith(f"{TEACHER_FAILED} at {url}: no answer after 1 attempt")
     assert golden["n_valid"] == 2 and set(golden["by_source"]) <= {"explore:random", "explore:mutation",
                                                                      "explore:crossover"}
-    assert GoldenStep.complete(golden) is False
+    from featteam.report import RunReport
+
+    assert GoldenStep().complete(RunReport.load(tmp_path / "run" / "report.json").steps.golden) is False
+    assert "golden" not in report["step_keys"]  # recorded, not kept as done: the next run asks the teacher again
     assert "going on with exploration" in caplog.text
 
 
@@ -176,8 +179,8 @@ def test_complete_is_true_for_a_normal_or_a_budget_stop():
         builder.build()
     report = builder.report()
     assert "budget" in report.teacher.stopped_because
-    assert GoldenStep.complete(report) is True
-    assert GoldenStep.complete(_builder(evaluator, None).report()) is True
+    assert GoldenStep().complete(report) is True
+    assert GoldenStep().complete(_builder(evaluator, None).report()) is True
 
 
 def test_the_builder_fails_or_falls_back_on_a_teacher_failure():
@@ -187,7 +190,7 @@ def test_the_builder_fails_or_falls_back_on_a_teacher_failure():
         _builder(evaluator, _openai(url, max_retries=0)).build()
     builder = _builder(evaluator, _openai(url, max_retries=0), teacher_fallback="explore")
     builder.build()
-    assert not GoldenStep.complete(builder.report()) and len(builder.valid) == 3
+    assert not GoldenStep().complete(builder.report()) and len(builder.valid) == 3
     assert isinstance(builder.teacher_error, LLMError)
 
 
@@ -430,6 +433,7 @@ def hostile_answers(rng: random.Random, n: int) -> list:
     return out
 
 
+@pytest.mark.slow  # 5,200 answers, about 10 s: in make test, not in the fast lane
 def test_fuzz_thousands_of_hostile_answers(tmp_path):
     evaluator = Evaluator(prepare(_frame(FUZZ_COLUMNS, rows=100), "target"), "honest", model=LinearRegression(),
                           n_splits=3)

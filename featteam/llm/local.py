@@ -31,7 +31,7 @@ from ..expr import Grammar, GrammarState, token_text
 from ..settings import cache_dir
 from .base import LLMBackend, Usage
 from .cache import ResponseCache, cache_key
-from .torch_utils import lm_step, repeat_cache
+from .torch_utils import lm_step, quiet_transformers, repeat_cache
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +111,9 @@ def load_causal_lm(model: str | Path | None = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory = resolve_model_dir(model)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    lm = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        lm = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
     lm.eval()
     return lm, tokenizer, directory
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 def cache_keyword() -> str:
     """The keyword transformers takes a KV cache by (renamed in transformers 5)."""
@@ -19,10 +21,36 @@ def lm_step(lm, input_ids, cache=None, attention_mask=None):
     if cache is not None:
         kwargs[cache_keyword()] = cache
     output = lm(**kwargs)
-    new_cache = getattr(output, "cache", None)
-    if new_cache is None:
-        new_cache = output.past_key_values
-    return output.logits[:, -1, :].float(), new_cache
+    return output.logits[:, -1, :].float(), output_cache(output)
+
+
+def output_cache(output):
+    """The KV cache of a model output, read under the name this transformers uses (reading the
+    old name in transformers 5 logs a deprecation warning in every fit)."""
+    return getattr(output, cache_keyword(), None)
+
+
+@contextmanager
+def quiet_transformers():
+    """transformers' progress bars ("Loading weights") and its warnings off inside the block, and
+    put back as they were after it: they are not the user's business, and nothing global stays
+    switched."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            # peft asks transformers for is_gradient_checkpointing, deprecated in transformers 5.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def repeat_cache(cache, n: int):

@@ -69,7 +69,9 @@ class LatentConfig:
     patience: int = 15
     permutations: int = 10
     validation_fraction: float = 0.15
-    max_seconds: float = 170.0
+    #: a safety stop only: the budget is ``max_epochs`` (and early stopping), so that a seed gives
+    #: the same model however loaded the machine is; a fit this limit stops says so
+    max_seconds: float = 3600.0
     attention: bool = True
     seed: int = 0
 
@@ -225,6 +227,7 @@ class LatentModel:
         train_scores_n = self._normalise(np.asarray(train_scores))
         optimizer = torch.optim.Adam(self.net.parameters(), lr=c.lr)
         best, best_state, stale = float("inf"), None, 0
+        stopped_by = "epochs"
         start = time.perf_counter()
         bar = tqdm(range(c.max_epochs), desc="latent model", disable=not progress, leave=False)
         for epoch in bar:
@@ -254,7 +257,13 @@ class LatentModel:
                 best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
             else:
                 stale += 1
-            if stale >= c.patience or time.perf_counter() - start > c.max_seconds:
+            if stale >= c.patience:
+                stopped_by = "early stopping"
+                break
+            if time.perf_counter() - start > c.max_seconds:
+                stopped_by = "time limit"
+                logger.warning("the latent model's training hit its %.0f s safety stop after %d epochs: this run "
+                               "is not reproducible", c.max_seconds, epoch + 1)
                 break
         if best_state is not None:
             self.net.load_state_dict(best_state)
@@ -271,7 +280,8 @@ class LatentModel:
             train_examples=len(train_idx), validation_examples=len(val_idx), training_sequences=len(train_seqs),
             epochs=len(self.history), train_seconds=round(time.perf_counter() - start, 2),
             validation_token_accuracy=token_accuracy, validation_exact_reconstruction=exact,
-            validation_evaluator_spearman=float(rho) if np.isfinite(rho) else None, best_validation_loss=best)
+            validation_evaluator_spearman=float(rho) if np.isfinite(rho) else None, best_validation_loss=best,
+            stopped_by=stopped_by, time_limited=stopped_by == "time limit")
         return self
 
     # -- embeddings and search -------------------------------------------------------

@@ -33,7 +33,7 @@ from torch import nn
 from ..decoding import Draw, GrammarConstraint, Sampled, sample
 from ..expr import Grammar, Vocabulary, next_depth, token_text
 from ..llm.local import DEFAULT_MODEL, load_causal_lm
-from ..llm.torch_utils import cache_keyword, repeat_cache
+from ..llm.torch_utils import cache_keyword, output_cache, quiet_transformers, repeat_cache
 from ..records import from_dict, to_json_value
 from ..report import FinetuneMetrics
 from .latent import seeded
@@ -53,7 +53,10 @@ class StudentConfig:
     lr: float = 3e-3
     batch_size: int = 8
     max_epochs: int = 4
-    max_seconds: float = 270.0
+    #: most optimizer steps (None: the epochs decide)
+    max_steps: int | None = None
+    #: a safety stop only (the budget is epochs and steps); a fine-tuning it stops says so
+    max_seconds: float = 3600.0
     temperature: float = 0.7
     weighting: str = "rank"  # rank | none
     seed: int = 0
@@ -128,8 +131,7 @@ class Student:
     def _hidden(self, embeds: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None):
         out = self._backbone()(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=cache is not None
                                or attention_mask is None, **({cache_keyword(): cache} if cache is not None else {}))
-        new_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-        return out.last_hidden_state, new_cache
+        return out.last_hidden_state, output_cache(out)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return (hidden @ self.head.T).masked_fill(self._never, float("-inf"))
@@ -161,7 +163,8 @@ class Student:
     # -- fine-tuning --------------------------------------------------------------
 
     def finetune(self, sequences: Sequence[Sequence[str]], scores: Sequence[float], progress: bool = False) -> "Student":
-        """Fine-tune on golden (prompt -> sequence) pairs, time-boxed by ``max_seconds``."""
+        """Fine-tune on golden (prompt -> sequence) pairs for ``max_epochs`` epochs (at most
+        ``max_steps`` steps); ``max_seconds`` is a safety stop, reported in the metrics."""
         with seeded(self.config.seed):
             return self._finetune(sequences, scores, progress)
 
@@ -173,8 +176,10 @@ class Student:
         if c.lora:
             from peft import LoraConfig, get_peft_model
 
-            self.lm = get_peft_model(self.base, LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=0.0,
-                                                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+            with quiet_transformers():
+                self.lm = get_peft_model(self.base, LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha,
+                                                               lora_dropout=0.0,
+                                                               target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
         else:
             for p in self.lm.parameters():
                 p.requires_grad_(True)
@@ -190,6 +195,8 @@ class Student:
         start = time.perf_counter()
         steps, n_tokens = 0, 0
         total_steps = c.max_epochs * int(np.ceil(len(sequences) / c.batch_size))
+        if c.max_steps is not None:
+            total_steps = min(total_steps, c.max_steps)
         bar = tqdm(total=total_steps, desc="student fine-tuning", disable=not progress, leave=False)
         stop = False
         for _ in range(c.max_epochs):
@@ -206,10 +213,14 @@ class Student:
                 n_tokens += tokens
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+                if steps >= total_steps:
+                    break
                 if time.perf_counter() - start > c.max_seconds:
                     stop = True
+                    logger.warning("the student's fine-tuning hit its %.0f s safety stop after %d steps: this run "
+                                   "is not reproducible", c.max_seconds, steps)
                     break
-            if stop:
+            if stop or steps >= total_steps:
                 break
         bar.close()
         self.lm.eval()
@@ -302,7 +313,8 @@ class Student:
         if config.lora:
             from peft import PeftModel
 
-            student.lm = PeftModel.from_pretrained(student.base, directory / "adapter")
+            with quiet_transformers():
+                student.lm = PeftModel.from_pretrained(student.base, directory / "adapter")
         tensors = load_file(str(directory / "expression_tokens.safetensors"))
         student.token_embeddings = nn.Parameter(tensors["token_embeddings"])
         student.head = nn.Parameter(tensors["head"])

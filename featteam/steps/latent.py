@@ -19,7 +19,7 @@ class LatentStep(Step):
     """The ML decoder's candidates (mode ``ml``), masked and unmasked; the model in ``RUN/latent/``."""
 
     name = "latent"
-    settings = ("search_top_k", "step_sizes", "beam", "latent_max_seconds")
+    settings = ("search_top_k", "step_sizes", "beam", "latent_epochs", "latent_max_seconds")
     artefacts = ("latent/latent.json",)
     modes = (Mode.ML,)
 
@@ -31,7 +31,8 @@ class LatentStep(Step):
         start = time.perf_counter()
         valid = context.valid_golden
         grammar = evaluator.grammar()
-        model = LatentModel(grammar.vocab, LatentConfig(seed=config.seed, max_seconds=config.latent_max_seconds))
+        model = LatentModel(grammar.vocab, LatentConfig(seed=config.seed, max_epochs=config.latent_epochs,
+                                                        max_seconds=config.latent_max_seconds))
         model.fit([e.tokens for e in valid], [e.score for e in valid], progress=context.progress)
         train_seconds = time.perf_counter() - start
         model.save(context.out / "latent")

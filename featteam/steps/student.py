@@ -29,8 +29,8 @@ class StudentStep(Step):
     and masked); the adapter and expression-token tables in ``RUN/student/``."""
 
     name = "student"
-    settings = ("student_model", "student_lora", "student_epochs", "student_max_seconds", "student_weighting",
-                "student_samples")
+    settings = ("student_model", "student_lora", "student_epochs", "student_max_steps", "student_max_seconds",
+                "student_weighting", "student_samples")
     artefacts = ("student/student.json",)
     modes = (Mode.STUDENT,)
 
@@ -46,6 +46,7 @@ class StudentStep(Step):
         student = Student(grammar.vocab, student_prompt(evaluator.task, evaluator.dataset.target, len(columns)),
                           StudentConfig(base_model=config.student_model or "smollm2-135m-instruct",
                                         lora=config.student_lora, max_epochs=config.student_epochs,
+                                        max_steps=config.student_max_steps,
                                         max_seconds=config.student_max_seconds, weighting=config.student_weighting,
                                         seed=config.seed))
         n = config.student_samples
