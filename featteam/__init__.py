@@ -4,7 +4,8 @@ Applying a saved transformation needs numpy, pandas and scikit-learn only;
 torch, transformers and openai are imported by the steps that use them.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 from .data import Dataset, load_dataset, load_table, prepare
 from .errors import DataError, FeatteamError

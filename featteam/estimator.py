@@ -119,8 +119,8 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         target : str
             The target column's name.
         """
-        from .expr import Transformation
         from .config import FitConfig
+        from .expr import Transformation
         from .pipeline import Run
 
         directory.mkdir(parents=True, exist_ok=True)

@@ -147,6 +147,7 @@ class Evaluator:
         self.cache: dict[tuple[str, ...], Scored] = {}
         self.n_scored = 0
         self.cache_path: Path | None = None
+        self._torn_tail = False  # the score log's last line lacks its newline (a killed append)
 
     def _sample_rows(self, rows: np.ndarray, limit: int | None) -> np.ndarray:
         if limit is None or len(rows) <= limit:
@@ -178,7 +179,11 @@ class Evaluator:
         A run that is stopped and started again scores nothing twice."""
         self.cache_path = Path(path)
         if self.cache_path.exists():
-            for line in self.cache_path.read_text().splitlines():
+            text = self.cache_path.read_text()
+            # A kill mid-append leaves a last line without its newline: the next append must not
+            # glue a good line to it.
+            self._torn_tail = bool(text) and not text.endswith("\n")
+            for line in text.splitlines():
                 try:
                     row = json.loads(line)
                     self.cache[tuple(row["tokens"])] = Scored(tuple(row["tokens"]), row["score"],
@@ -191,6 +196,9 @@ class Evaluator:
         if self.cache_path is None or not results:
             return
         with open(self.cache_path, "a") as handle:
+            if self._torn_tail:
+                handle.write("\n")
+                self._torn_tail = False
             for r in results:
                 handle.write(json.dumps({"tokens": list(r.tokens), "score": r.score,
                                          "error": r.error.value if r.error else None, "message": r.message}) + "\n")

@@ -26,11 +26,11 @@ from typing import Iterable, Literal, Sequence
 from .candidates import Candidate, median, mode_of_source, top_k
 from .errors import FeatteamError
 from .evaluation import Evaluator, Scored
-from .expr import ErrorKind, InvalidSequence, canonical_key, check_structure, parse_postfix, render, to_postfix_text
 from .explore import Explorer
+from .expr import ErrorKind, InvalidSequence, canonical_key, check_structure, parse_postfix, render, to_postfix_text
 from .llm.base import BudgetExhausted, LLMBackend, LLMError, redact_url
 from .llm.prompts import build_messages, column_words, example_text
-from .records import read_jsonl, write_jsonl, to_json_value
+from .records import read_jsonl, to_json_value, write_jsonl
 from .report import GoldenReport, SourceSummary, TeacherSummary
 
 logger = logging.getLogger(__name__)

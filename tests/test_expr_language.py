@@ -10,9 +10,26 @@ from hypothesis.extra.numpy import arrays
 
 from featteam.decoding import random_sequences
 from featteam.expr import (
-    BINARY, EOS, OPERATORS, SEP, UNARY, ErrorKind, Grammar, InvalidSequence, Vocabulary, check_structure,
-    evaluate, next_depth, parse, parse_infix, parse_postfix, render, split_features, stack_depths,
-    to_postfix_text, token_text,
+    BINARY,
+    EOS,
+    OPERATORS,
+    SEP,
+    UNARY,
+    ErrorKind,
+    Grammar,
+    InvalidSequence,
+    Vocabulary,
+    check_structure,
+    evaluate,
+    next_depth,
+    parse,
+    parse_infix,
+    parse_postfix,
+    render,
+    split_features,
+    stack_depths,
+    to_postfix_text,
+    token_text,
 )
 from featteam.expr.sequence import fold_postfix, quote_name, token_arity
 

@@ -13,7 +13,13 @@ import pytest
 from featteam.decoding import beam_search
 from featteam.errors import FeatteamError
 from featteam.expr import (
-    ErrorKind, Grammar, InvalidSequence, Vocabulary, check_structure, parse_postfix, token_text,
+    ErrorKind,
+    Grammar,
+    InvalidSequence,
+    Vocabulary,
+    check_structure,
+    parse_postfix,
+    token_text,
 )
 from featteam.llm.cache import ResponseCache
 from featteam.llm.local import ExpressionTrie, LocalLM, TrieConstraint, TrieState

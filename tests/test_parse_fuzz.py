@@ -5,8 +5,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from featteam.expr import (
-    MAX_NESTING, MAX_TEXT_LENGTH, OPERATORS, SEP, ErrorKind, InvalidSequence, check_structure, feature_index,
-    parse, parse_infix, parse_postfix, render, split_features, to_postfix_text,
+    MAX_NESTING,
+    MAX_TEXT_LENGTH,
+    OPERATORS,
+    SEP,
+    ErrorKind,
+    InvalidSequence,
+    check_structure,
+    feature_index,
+    parse,
+    parse_infix,
+    parse_postfix,
+    render,
+    split_features,
+    to_postfix_text,
 )
 
 PARSERS = [parse, parse_postfix, parse_infix]

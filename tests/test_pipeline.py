@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from featteam.cli import main
-from featteam.expr import Transformation
 from featteam.config import FitConfig
+from featteam.expr import Transformation
 from featteam.pipeline import Run
 
 TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_epochs=30,
@@ -39,7 +39,9 @@ def test_fit_runs_all_steps_and_resumes(tmp_path, table, capfd):
                  "student_loss.png", "latent/latent.safetensors", "student/student.json"):
         assert (tmp_path / "run" / name).exists(), name
     result = report.result
-    assert set(result.per_mode) >= {"explore", "ml", "teaming"}
+    # With this tiny budget a decoder may write only value-level duplicates (then it has no
+    # scored candidate to report); the golden set and at least two decoders always do.
+    assert "explore" in result.per_mode and len(set(result.per_mode) & {"ml", "student", "teaming"}) >= 2
     # Masked decoding makes no structural error; only value-level ones (a feature equal to
     # another by value, or constant) can remain.
     for step in (report.steps.latent, report.steps.teaming):
@@ -105,6 +107,38 @@ def test_fit_bad_input_is_one_line(tmp_path, table, capsys):
     path, _ = table
     assert main(["fit", str(path), "--target", "nope", "--out", str(tmp_path / "r")]) == 1
     assert "target column 'nope' not found" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # a fit refused at the table leaves no empty run directory
+
+
+def test_a_run_killed_mid_write_resumes(tmp_path, table):
+    """Torn last lines (a kill while appending) and a torn report do not stop a resume, and
+    nothing already scored is scored again."""
+    path, _ = table
+    config = FitConfig.from_preset("quick", n_golden=12, teacher="none")
+    out = tmp_path / "r"
+    Run(out, path, "y", config, n_jobs=1, progress=False).execute(stop_after="golden")
+    golden = (out / "golden.jsonl").read_text()
+    scores = next(out.glob("scores-*.jsonl"))
+    n_scored = len(scores.read_text().splitlines())
+    with open(scores, "a") as handle:
+        handle.write('{"tokens": ["f0", "lo')
+    with open(out / "golden.jsonl", "a") as handle:
+        handle.write('{"mode": "explore", "tok')
+    report = (out / "report.json").read_text()
+    (out / "report.json").write_text(report[: len(report) // 2])
+    resumed = Run(out, path, "y", config, n_jobs=1, progress=False)
+    resumed.execute(stop_after="golden")
+    assert (out / "golden.jsonl").read_text() == golden  # the same golden set, rewritten whole
+    assert resumed.report.steps.golden.n_valid == 12
+    lines = scores.read_text().splitlines()
+    assert len(lines) == n_scored + 1  # the torn line stays; no candidate was scored again
+    assert not list(out.glob("*.tmp"))
+    # A score appended after a torn line starts a line of its own, and is read back.
+    from featteam.evaluation import Scored
+    _, evaluator = resumed.load()
+    evaluator._remember([Scored(("f0", "f1", "*"), 0.5)])
+    _, again = resumed.load()
+    assert again.cache[("f0", "f1", "*")].score == 0.5
 
 
 @pytest.mark.slow
@@ -137,7 +171,7 @@ def test_same_seed_same_result_under_load_and_any_n_jobs(tmp_path, table):
     path, _ = table
     config = FitConfig.from_preset("quick", **TINY)
     Run(tmp_path / "quiet", path, "y", config, n_jobs=2, progress=False).execute()
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]  # one per core
     try:
         report = Run(tmp_path / "loaded", path, "y", config, n_jobs=1, progress=False).execute()
     finally:

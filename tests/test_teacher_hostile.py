@@ -486,3 +486,16 @@ def test_hostile_answers_through_the_http_path():
     assert teacher.usage["calls"] == len(answers)
     assert teacher.raw_transformations == sum(teacher.raw_error_classes.values()) + len(builder.valid) + \
         builder.raw_repeats
+
+
+def test_no_credentials_in_the_run_directory(tmp_path, monkeypatch):
+    with FakeChatServer([(200, "[a b *]\n[c d +]\n[a log]")] * 4) as server:
+        url = server.url.replace("http://", "http://user:topsecret@") + "?api_key=topsecret2"
+        code, _ = _fit(tmp_path, monkeypatch, url)
+    assert code == 0
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("latin1")
+            assert "topsecret" not in text, path.name
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["config"]["base_url"].startswith("http://127.0.0.1:")

@@ -1,13 +1,28 @@
 """The expression core: numpy, pandas and scikit-learn only - what a deployed model needs."""
 
 from .grammar import Grammar, GrammarState
-from .operators import BINARY, OPERATORS, UNARY, Operator
 from .imputation import fill_missing, fit_medians
+from .operators import BINARY, OPERATORS, UNARY, Operator
 from .program import check_values, evaluate
 from .sequence import (
-    DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH, MAX_NESTING, MAX_TEXT_LENGTH, ErrorKind, InvalidSequence,
-    canonical_key, check_structure, join_features, next_depth, parse, parse_infix, parse_postfix, render,
-    render_feature, split_features, stack_depths, to_postfix_text,
+    DEFAULT_MAX_FEATURES,
+    DEFAULT_MAX_LENGTH,
+    MAX_NESTING,
+    MAX_TEXT_LENGTH,
+    ErrorKind,
+    InvalidSequence,
+    canonical_key,
+    check_structure,
+    join_features,
+    next_depth,
+    parse,
+    parse_infix,
+    parse_postfix,
+    render,
+    render_feature,
+    split_features,
+    stack_depths,
+    to_postfix_text,
 )
 from .transformation import Transformation, TransformationError
 from .vocab import EOS, PAD, SEP, SOS, Vocabulary, feature_index, feature_token, token_text

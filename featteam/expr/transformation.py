@@ -26,8 +26,15 @@ from .imputation import fill_missing, fit_medians
 from .operators import N_QUANTILES, OPERATORS, clip_finite
 from .program import States, evaluate
 from .sequence import (
-    DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH, MAX_NESTING, check_structure, fold_postfix, parse,
-    render_feature, split_features, to_postfix_text,
+    DEFAULT_MAX_FEATURES,
+    DEFAULT_MAX_LENGTH,
+    MAX_NESTING,
+    check_structure,
+    fold_postfix,
+    parse,
+    render_feature,
+    split_features,
+    to_postfix_text,
 )
 from .vocab import SEP, feature_index, feature_token
 
