@@ -134,14 +134,21 @@ def decoded_candidates(mode: Mode, points: Sequence[Any], beams: Sequence[Sequen
     """One candidate per decoded search point (a ``SearchPoint`` of the latent model): its best
     beam (:class:`featteam.decoding.Beam`), checked, and scored if ``score``."""
     vocab = evaluator.grammar().vocab
-    candidates = []
+    candidates, dead = [], []
     for point, point_beams in zip(points, beams):
         best = point_beams[0] if point_beams else None
-        candidates.append(Candidate(
+        candidate = Candidate(
             mode=mode, tokens=vocab.decode(best.token_ids) if best else [], source=mode.value, masked=masked,
             finished=bool(best and best.finished), seed=to_postfix_text(point.seed) if point.seed else None,
-            step_size=point.step_size, predicted=point.predicted))
-    return check_and_score(candidates, evaluator, columns, score=score)
+            step_size=point.step_size, predicted=point.predicted)
+        if masked and best is None:
+            # The grammar mask is exact up to duplicate features: a masked beam dies only where every
+            # way to close its feature repeats an earlier one, and this point lost all its beams so.
+            dead.append(candidate.reject(ErrorKind.DUPLICATE_FEATURE, "every masked beam came to a feature "
+                                                                      "that could only repeat an earlier one"))
+        candidates.append(candidate)
+    check_and_score([c for c in candidates if not any(c is d for d in dead)], evaluator, columns, score=score)
+    return candidates
 
 
 def top_k(candidates: Iterable[Candidate], k: int) -> list[Candidate]:
