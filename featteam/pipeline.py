@@ -134,7 +134,7 @@ class Run:
         evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}.jsonl")
         return dataset, evaluator
 
-    def execute(self, stop_after: str = "teaming") -> RunReport:
+    def execute(self, stop_after: str = STEP_NAMES[-1]) -> RunReport:
         """Run the steps up to ``stop_after`` (and, after the last, choose the output); returns the report."""
         if stop_after not in STEP_NAMES:
             raise FeatteamError(f"--stop-after must be one of {', '.join(STEP_NAMES)}")

@@ -9,9 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..candidates import MODES
+from .methods import FEATTEAM_MODES
+
 COLUMNS = ["dataset", "task", "metric", "protocol", "method", "seed", "status", "score", "original_score", "gain",
            "fit_seconds", "peak_memory_mb", "n_new_features", "n_proposed", "n_valid", "errors", "n_candidates",
            "chosen_mode", "formulas", "message"]
+#: featteam's modes in the order of the method's steps (the one list: featteam.candidates.MODES).
+VALIDITY_ORDER: tuple[str, ...] = tuple(m.value for m in MODES if m.value in FEATTEAM_MODES)
 #: Scores closer than this count as a tie in wins/ties/losses.
 TIE = 0.001
 
@@ -104,7 +109,7 @@ def _summary(part: pd.DataFrame, methods: list[str]) -> list[str]:
                      f"{_fmt(pd.to_numeric(rows['peak_memory_mb'], errors='coerce').mean(), 0)} | "
                      f"{_fmt(pd.to_numeric(rows['n_new_features'], errors='coerce').mean(), 1)} | {validity} | {spread} |")
     peers = [m for m in ("openfe", "autofeat", "moat", "original") if m in methods]
-    ours = [m for m in ("featteam", "teaming", "ml", "student", "teacher") if m in methods]
+    ours = [m for m in ("featteam", *FEATTEAM_MODES) if m in methods]
     if peers and ours:
         lines += ["", f"Wins / ties / losses per dataset (mean over seeds; tie: |difference| < {TIE}):", "",
                   "| featteam method | " + " | ".join(f"vs {p}" for p in peers) + " |", "|---|" + "---|" * len(peers)]
@@ -143,12 +148,12 @@ def plot_all(frame: pd.DataFrame, out: Path, method_order: list[str]) -> list[Pa
         ax.set_title(f"Gain per dataset ({protocol} protocol)")
         ax.legend(ncol=min(4, len(methods)), fontsize=8)
         paths.append(save_figure(fig, out / f"gain_{protocol}.png", dpi=110))
-    validity = frame[frame["method"].isin(["teacher", "ml", "student", "teaming"]) & (frame["status"] == "ok")]
+    validity = frame[frame["method"].isin(VALIDITY_ORDER) & (frame["status"] == "ok")]
     if not validity.empty:
         totals = validity.assign(n_proposed=pd.to_numeric(validity["n_proposed"], errors="coerce"),
                                  n_valid=pd.to_numeric(validity["n_valid"], errors="coerce"))
         sums = totals.groupby("method")[["n_valid", "n_proposed"]].sum()
-        order = [m for m in ("teacher", "ml", "student", "teaming") if m in sums.index]
+        order = [m for m in VALIDITY_ORDER if m in sums.index]
         fig, ax = new_figure((5, 3.5))
         ax.bar(order, [sums.loc[m, "n_valid"] / max(1, sums.loc[m, "n_proposed"]) for m in order], color="tab:green")
         ax.set_ylim(0, 1.05)

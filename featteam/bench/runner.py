@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeatteamError
-from .methods import GROUP_METHODS, PEER_GROUPS, groups_for, load_manifest, resolve_datasets
+from .methods import GROUP_METHODS, METHODS, PEER_GROUPS, groups_for, load_manifest, resolve_datasets
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ class BenchConfig:
     out: Path
     data_dir: Path
     datasets: list[str] | None = None
-    methods: list[str] = field(default_factory=lambda: ["original", "featteam", "teaming", "ml", "student",
-                                                          "teacher", "openfe", "autofeat", "moat"])
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
     seeds: list[int] = field(default_factory=lambda: [0])
     protocols: list[str] = field(default_factory=lambda: ["honest"])
     preset: str = "quick"
