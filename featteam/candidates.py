@@ -134,7 +134,7 @@ def decoded_candidates(mode: Mode, points: Sequence[Any], beams: Sequence[Sequen
     """One candidate per decoded search point (a ``SearchPoint`` of the latent model): its best
     beam (:class:`featteam.decoding.Beam`), checked, and scored if ``score``."""
     vocab = evaluator.grammar().vocab
-    candidates, dead = [], []
+    candidates, to_check = [], []
     for point, point_beams in zip(points, beams):
         best = point_beams[0] if point_beams else None
         candidate = Candidate(
@@ -144,10 +144,12 @@ def decoded_candidates(mode: Mode, points: Sequence[Any], beams: Sequence[Sequen
         if masked and best is None:
             # The grammar mask is exact up to duplicate features: a masked beam dies only where every
             # way to close its feature repeats an earlier one, and this point lost all its beams so.
-            dead.append(candidate.reject(ErrorKind.DUPLICATE_FEATURE, "every masked beam came to a feature "
-                                                                      "that could only repeat an earlier one"))
+            candidate.reject(ErrorKind.DUPLICATE_FEATURE, "every masked beam came to a feature that could only "
+                                                          "repeat an earlier one")
+        else:
+            to_check.append(candidate)
         candidates.append(candidate)
-    check_and_score([c for c in candidates if not any(c is d for d in dead)], evaluator, columns, score=score)
+    check_and_score(to_check, evaluator, columns, score=score)
     return candidates
 
 

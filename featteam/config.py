@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -205,7 +206,7 @@ def _check_type(name: str, hint: Any, value: Any) -> None:
         if value not in args:
             raise FeatteamError(f"{name} must be one of {', '.join(map(repr, args))}, not {value!r}")
         return
-    if origin in (typing.Union, __import__("types").UnionType):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return
         options = [a for a in args if a is not type(None)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import logging
 import types
@@ -69,33 +70,45 @@ def _convert(hint: Any, value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _field_hints(cls: type) -> dict[str, Any]:
+    """The resolved type hints of a record's fields (resolving them is most of the cost of a read)."""
+    return typing.get_type_hints(cls)
+
+
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Rebuild the dataclass ``cls`` (and the records nested in it) from a JSON dict."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__} needs a JSON object, not {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _field_hints(cls)
     values = {f.name: _convert(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)
               if f.init and f.name in data}
     return cls(**values)
 
 
-def write_json(path: str | Path, record: Any) -> None:
-    """Write a record as indented JSON, atomically (a killed write never leaves half a file)."""
+def _write_atomically(path: str | Path, lines: typing.Iterable[str]) -> None:
+    """Write ``lines`` into a temporary file beside ``path``, then rename it to ``path``: a killed
+    write never leaves half a file under the name."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_json_value(record), indent=2) + "\n")
-    tmp.replace(path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.writelines(lines)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, record: Any) -> None:
+    """Write a record as indented JSON, atomically."""
+    _write_atomically(path, [json.dumps(to_json_value(record), indent=2) + "\n"])
 
 
 def write_jsonl(path: str | Path, records: typing.Iterable[Any]) -> None:
     """Write records one per line, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        for record in records:
-            data = record.to_json() if hasattr(record, "to_json") else to_json_value(record)
-            handle.write(json.dumps(data) + "\n")
-    tmp.replace(path)
+    _write_atomically(path, (json.dumps(record.to_json() if hasattr(record, "to_json") else to_json_value(record))
+                             + "\n" for record in records))
 
 
 def read_jsonl(path: str | Path, cls: type[T]) -> list[T]:

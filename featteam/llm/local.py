@@ -298,7 +298,8 @@ class TrieConstraint:
         allowed = grammar.allowed(state.grammar)
         if node is None:
             return set(trie.starts(allowed))
-        options = {sub for sub, child in node.children.items() if child.below & set(np.flatnonzero(allowed))}
+        allowed_ids = set(np.flatnonzero(allowed).tolist())
+        options = {sub for sub, child in node.children.items() if child.below & allowed_ids}
         if node.terminal is not None and allowed[node.terminal]:
             options |= set(trie.starts(grammar.allowed(grammar.step(state.grammar, node.terminal))))
         return options
