@@ -80,6 +80,9 @@ class Candidate:
     predicted: float | None = None
     teaming_lambda: float | None = None
     teaming_rule: str | None = None
+    #: what the cheap screen says the candidate's features add to the original columns
+    #: (the sum of their positive gains; None: not screened)
+    screen_gain: float | None = None
 
     @property
     def valid(self) -> bool:
@@ -124,10 +127,36 @@ def check_and_score(candidates: list[Candidate], evaluator: "Evaluator", columns
                 candidate.error, candidate.message, candidate.score = None, "", None
         except InvalidSequence as exc:
             candidate.reject(exc.kind, str(exc))
+    to_score = _screened(to_score, evaluator)
     for candidate, result in zip(to_score, evaluator.score_many([c.tokens for c in to_score])):
         candidate.error, candidate.message = result.error, result.message
         candidate.score = result.score
     return candidates
+
+#: Candidates of one batch scored whatever the screen says (so every mode has a best to report).
+ALWAYS_SCORED = 3
+#: The message of a valid candidate the screen kept from the downstream score.
+SCREENED_OUT = "screened out: none of its features adds to the original columns (not scored)"
+
+
+def _screened(candidates: list[Candidate], evaluator: "Evaluator") -> list[Candidate]:
+    """The candidates worth the downstream score: with the evaluator's screen, those with a
+    feature the screen finds useful, and the :data:`ALWAYS_SCORED` best of the batch; each
+    candidate's ``screen_gain`` is filled.  Without a screen, all of them."""
+    screen = evaluator.screen
+    if screen is None or not candidates:
+        return candidates
+    for candidate in candidates:
+        candidate.screen_gain = screen.transformation_gain(candidate.tokens)
+    best = set(sorted(range(len(candidates)), key=lambda i: -candidates[i].screen_gain)[:ALWAYS_SCORED])
+    kept = []
+    for i, candidate in enumerate(candidates):
+        if i in best or candidate.screen_gain > 0:
+            kept.append(candidate)
+        else:
+            candidate.error, candidate.message, candidate.score = None, SCREENED_OUT, None
+    return kept
+
 
 def decoded_candidates(mode: Mode, points: Sequence[Any], beams: Sequence[Sequence[Any]], evaluator: "Evaluator",
                        masked: bool, columns: Sequence[str], score: bool = True) -> list[Candidate]:

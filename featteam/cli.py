@@ -62,7 +62,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> list[str]:
         if typing.get_origin(hint) is typing.Literal:
             kwargs["choices"] = list(typing.get_args(hint))
         elif hint is bool:
-            kwargs["action"] = "store_true"
+            kwargs["action"] = argparse.BooleanOptionalAction  # --screen / --no-screen
         else:
             base = hint if isinstance(hint, type) else (args[0] if args else str)
             kwargs["type"] = base

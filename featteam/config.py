@@ -112,6 +112,15 @@ class FitConfig:
     max_features: int = setting(DEFAULT_MAX_FEATURES, "most new features in a transformation")
     max_feature_length: int = setting(DEFAULT_MAX_FEATURE_LENGTH, "most tokens in one new feature")
     seed: int = setting(0, "random seed: the same seed and data give the same result", cli=True)
+    # the feature screen and the choice (featteam.screen, featteam.selection)
+    screen: bool = setting(True, "screen thousands of single features cheaply (what each adds to a model of the "
+                                 "original columns): exploration draws from the best, every mode's candidates are "
+                                 "screened before they are scored, and the output is assembled from the best "
+                                 "features of every mode", cli=True)
+    screen_pool: int = setting(40, "screened features exploration draws from")
+    max_selected_features: int = setting(12, "most new features in the chosen transformation (how many is "
+                                             "decided by cross-validation on the search rows, none included)",
+                                         cli=True)
     # step 2: the latent model and its search
     search_top_k: int = setting(20, "golden examples the gradient search starts from")
     step_sizes: tuple[float, ...] = setting((1.0, 2.0, 3.0, 4.0, 5.0), "step sizes of the gradient search")
@@ -143,7 +152,8 @@ class FitConfig:
                 value = self.step_sizes
             _check_type(f.name, hints[f.name], value)
         positive = ("n_golden", "answers_per_call", "max_length", "max_features", "max_feature_length",
-                    "search_top_k", "beam", "latent_epochs", "student_epochs", "student_samples")
+                    "search_top_k", "beam", "latent_epochs", "student_epochs", "student_samples", "screen_pool",
+                    "max_selected_features")
         for name in positive:
             if getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1, not {getattr(self, name)}")

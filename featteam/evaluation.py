@@ -24,7 +24,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -38,6 +38,9 @@ from .expr import ErrorKind, InvalidSequence, check_structure, check_values, eva
 from .expr.imputation import fill_missing, fit_medians
 from .expr.operators import BOUND
 from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
+
+if TYPE_CHECKING:
+    from .screen import FeatureScreen
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +148,8 @@ class Evaluator:
         self.search_rows = self._sample_rows(self.protocol_rows, max_search_rows)
         self.folds = self._make_folds(self.search_rows)
         self.cache: dict[tuple[str, ...], Scored] = {}
+        #: the cheap screen candidates pass before they are scored (featteam.screen; set by the run, or None)
+        self.screen: "FeatureScreen | None" = None
         self.n_scored = 0
         self.cache_path: Path | None = None
         self._torn_tail = False  # the score log's last line lacks its newline (a killed append)
@@ -161,9 +166,9 @@ class Evaluator:
             sample, _ = train_test_split(rows, train_size=limit, random_state=self.split_seed)
         return np.sort(sample)
 
-    def _make_folds(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _make_folds(self, rows: np.ndarray, seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         splitter = (StratifiedKFold if self.task == "classification" else KFold)(
-            n_splits=self.n_splits, shuffle=True, random_state=self.split_seed)
+            n_splits=self.n_splits, shuffle=True, random_state=self.split_seed if seed is None else seed)
         y = self.y[rows]
         if self.task == "classification" and len(np.unique(y)) < 2:
             raise FeatteamError("the split used for scoring holds a single class: too few rows to evaluate")
@@ -290,6 +295,26 @@ class Evaluator:
     def score_original(self) -> float:
         return float(self.score(None).score)
 
+    def _check_unlimited(self, tokens: Sequence[str]) -> None:
+        check_structure(tokens, self.X.shape[1], max_length=len(tokens), max_features=len(tokens),
+                        max_feature_length=self.max_feature_length)
+
+    def check_columns(self, tokens: Sequence[str]) -> None:
+        """Like :meth:`check_values`, without the search's limits on length and feature count."""
+        self._check_unlimited(tokens)
+        self._features(tokens, self.search_rows, np.arange(len(self.search_rows)))
+
+    def cv_score(self, tokens: Sequence[str] | None, repeat: int = 0) -> float:
+        """The search score of ``tokens`` without the search's length limits (the assembled
+        output may hold more features than one candidate), on the search folds (``repeat`` 0)
+        or on another partition of the same rows into folds (``repeat`` r: seed ``split_seed + r``).
+
+        Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
+        if tokens:
+            self._check_unlimited(tokens)
+        folds = self.folds if repeat == 0 else self._make_folds(self.search_rows, self.split_seed + repeat)
+        return self._cv_score(tokens, folds=folds)
+
     def final_score(self, tokens: Sequence[str] | None) -> float:
         """The reported score. paper: the CV score on the test split; honest: fit the
         transformation and the model on the training split, score the test split once."""
@@ -349,6 +374,7 @@ class Evaluator:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["cache"] = {}  # workers need not receive the cache
+        state["screen"] = None  # nor the screen
         state["cache_path"] = None
         return state
 

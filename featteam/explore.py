@@ -27,10 +27,16 @@ class Explorer:
     max_length, max_features, max_feature_length : int
         Limits every proposal respects.
     random_state : int
+    pool : sequence of features, optional
+        Good single features (the screen's best, best first): proposals draw most of their
+        features from it, the better ones more often.
     """
 
+    #: Share of new features drawn from the pool (when there is one) rather than made at random.
+    POOL_SHARE = 0.75
+
     def __init__(self, n_features: int, max_length: int, max_features: int, max_feature_length: int = 9,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, pool: Sequence[Sequence[str]] = ()) -> None:
         self.n_features = n_features
         self.max_length = max_length
         self.max_features = max_features
@@ -38,6 +44,9 @@ class Explorer:
         self.rng = np.random.default_rng(random_state)
         weights = np.array([_UNARY_WEIGHTS.get(u, 1.0) for u in UNARY])
         self._unary_p = weights / weights.sum()
+        self.pool = [list(f) for f in pool if len(f) <= max_feature_length]
+        rank_weights = 1.0 / np.sqrt(np.arange(1, len(self.pool) + 1))
+        self._pool_p = rank_weights / rank_weights.sum() if self.pool else None
 
     # -- building blocks -------------------------------------------------------------
 
@@ -58,6 +67,12 @@ class Explorer:
         left = self.random_feature(int(self.rng.integers(0, depth)))
         right = self.random_feature(int(self.rng.integers(0, depth)))
         return left + right + [str(self.rng.choice(BINARY))]
+
+    def new_feature(self) -> list[str]:
+        """A feature for a proposal: from the pool (mostly, the better ones more often) or at random."""
+        if self.pool and self.rng.random() < self.POOL_SHARE:
+            return list(self.pool[int(self.rng.choice(len(self.pool), p=self._pool_p))])
+        return self.random_feature()
 
     def _finish(self, features: Sequence[Sequence[str]]) -> list[str] | None:
         """Deduplicate features, respect the limits; None when nothing valid is left."""
@@ -83,7 +98,7 @@ class Explorer:
         """A random transformation of 1 to max_features features."""
         while True:
             k = int(self.rng.integers(1, min(self.max_features, 4) + 1))
-            tokens = self._finish([self.random_feature() for _ in range(k)])
+            tokens = self._finish([self.new_feature() for _ in range(k)])
             if tokens is not None:
                 return tokens
 
@@ -93,7 +108,7 @@ class Explorer:
             features = [list(f) for f in split_features(tokens)]
             i = int(self.rng.integers(len(features)))
             feature = features[i]
-            kind = self.rng.integers(6)
+            kind = self.rng.integers(7 if self.pool else 6)
             if kind == 0:  # another column
                 spots = [j for j, t in enumerate(feature) if t.startswith("f") and t[1:].isdigit()]
                 feature[int(self.rng.choice(spots))] = self._leaf()[0]
@@ -107,8 +122,10 @@ class Explorer:
                 feature += self.random_feature(1) + [str(self.rng.choice(BINARY))]
             elif kind == 4 and len(features) > 1:  # drop a feature
                 features.pop(i)
+            elif kind == 5 and self.pool:  # replace a feature
+                features[i] = self.new_feature()
             else:  # add a feature
-                features.append(self.random_feature())
+                features.append(self.new_feature())
             result = self._finish(features)
             if result is not None and result != list(tokens):
                 return result

@@ -21,7 +21,7 @@ from .errors import FeatteamError
 from .evaluation import Evaluator
 from .llm.base import redact_url
 from .records import read_jsonl, write_jsonl
-from .report import DataSummary, RunReport
+from .report import DataSummary, RunReport, ScreenSummary
 from .selection import select, versions
 from .steps import STEP_NAMES, STEPS, RunContext, Step
 
@@ -151,8 +151,9 @@ class Run:
         report.protocol, report.metric = self.config.protocol, evaluator.metric_name
         if report.original_search_score is None:
             report.original_search_score = evaluator.score_original()
+        pool = self.screen(evaluator)
         context = RunContext(config=self.config, out=self.out, dataset=dataset, evaluator=evaluator,
-                             progress=self.progress, api_key=self._api_key)
+                             progress=self.progress, api_key=self._api_key, pool=pool)
         for step in STEPS[: STEP_NAMES.index(stop_after) + 1]:
             if self.done(step):
                 logger.info("%s step already done", step.name)
@@ -164,7 +165,8 @@ class Run:
                 context = dataclasses.replace(context, golden=tuple(self.read_candidates("golden.jsonl")))
         if stop_after == STEP_NAMES[-1]:
             report.result = select(list(context.golden) + self.read_candidates(), dataset, evaluator,
-                                   self.config.protocol, self.out, report.original_search_score)
+                                   self.config.protocol, self.out, report.original_search_score,
+                                   max_selected_features=self.config.max_selected_features, pool=pool)
         report.step_seconds = {name: getattr(report.steps, name).seconds for name in STEP_NAMES
                                if getattr(report.steps, name) is not None}
         report.safety_stops = self.safety_stops()
@@ -172,6 +174,26 @@ class Run:
         report.seconds = round(time.perf_counter() - start, 2)
         self.save_report()
         return report
+
+    def screen(self, evaluator: Evaluator) -> tuple[tuple[str, ...], ...]:
+        """With ``config.screen``: give the evaluator its feature screen and return the best
+        single features of the screen's own search (for exploration and the feature bank); the
+        report's ``screen`` says what it looked at.  Deterministic and cheap: run again on resume."""
+        if not self.config.screen:
+            return ()
+        from .expr import render_feature
+        from .screen import FeatureScreen
+
+        start = time.perf_counter()
+        screen = evaluator.screen = FeatureScreen(evaluator, random_state=self.config.seed)
+        found = screen.search(self.config.max_feature_length, top=self.config.screen_pool)
+        columns = list(evaluator.dataset.X.columns)
+        self.report.screen = ScreenSummary(
+            rows=len(screen.rows), order1=screen.searched[0], order2=screen.searched[1], pool=len(found),
+            best_gain=round(found[0].gain, 6) if found else None,
+            best_formulas=[render_feature(list(s.tokens), columns) for s in found[:5]],
+            seconds=round(time.perf_counter() - start, 2))
+        return tuple(s.tokens for s in found)
 
     def safety_stops(self) -> list[str]:
         """The trainings a wall-clock safety stop ended (budgets are epochs and steps: a run with

@@ -187,18 +187,66 @@ class ModeResult:
 
 
 @dataclass
+class ScreenSummary:
+    """What the cheap feature screen looked at before step 1 (featteam.screen)."""
+
+    rows: int
+    order1: int
+    order2: int
+    #: the best features kept for exploration and the feature bank, and the best gain
+    pool: int
+    best_gain: float | None
+    best_formulas: list[str]
+    seconds: float
+
+
+@dataclass
+class ChosenFeature:
+    """One feature of the chosen transformation and where it came from."""
+
+    formula: str
+    postfix: str
+    #: the modes whose candidates hold this feature (MODES order); "screen" when only the
+    #: screen's own search found it (it feeds step 1's exploration)
+    modes: list[str]
+    #: the steps those modes belong to
+    steps: list[str]
+    #: its gain by the screen, given the features before it (greedy order); None: not screened
+    screen_gain: float | None = None
+
+
+@dataclass
+class Finalist:
+    """One transformation the choice compared: a mode's best, a prefix of the feature bank,
+    or the original features alone."""
+
+    label: str
+    n_features: int
+    #: mean CV score over the search folds, then over each further partition it was scored on
+    cv_scores: list[float]
+    estimate: float
+
+
+@dataclass
 class SelectionResult:
-    """The chosen transformation and each mode's best."""
+    """The chosen transformation, how it was chosen, and each mode's best."""
 
     original_score: float
     score: float
     gain: float
+    #: what the chosen transformation is: "bank" (assembled from the best features of every
+    #: mode), a mode's name (that mode's best candidate) or "original" (no feature helped)
     mode: str
     search_score: float
     formulas: list[str]
     postfix: str
     per_mode: dict[str, ModeResult]
     n_candidates: int
+    features: list[ChosenFeature] = field(default_factory=list)
+    #: the chosen transformation's estimated score on the search rows, and how it was made
+    estimate: float | None = None
+    estimate_method: str = ""
+    finalists: list[Finalist] = field(default_factory=list)
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -229,6 +277,7 @@ class RunReport:
     protocol: str | None = None
     metric: str | None = None
     original_search_score: float | None = None
+    screen: ScreenSummary | None = None
     steps: StepReports = field(default_factory=StepReports)
     #: the key (data and settings) each step's results were computed for
     step_keys: dict[str, str] = field(default_factory=dict)

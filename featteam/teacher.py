@@ -127,12 +127,15 @@ class GoldenSetBuilder:
         When the teacher fails for good (LLMError): raise a FeatteamError that says where
         (default), or go on with exploration and say so in ``stopped_because``
         (starting with :data:`TEACHER_FAILED`).
+    pool : sequence of features, optional
+        Good single features (the screen's best, best first) exploration draws from.
     """
 
     def __init__(self, evaluator: Evaluator, teacher: LLMBackend | None, n_golden: int = 100,
                  teacher_share: float = 0.3, answers_per_call: int = 8, max_teacher_rounds: int = 10,
                  anonymous: bool = False, random_state: int = 0, progress: bool = True,
-                 teacher_fallback: Literal["fail", "explore"] = "fail") -> None:
+                 teacher_fallback: Literal["fail", "explore"] = "fail",
+                 pool: Sequence[Sequence[str]] = ()) -> None:
         if teacher_fallback not in ("fail", "explore"):
             raise FeatteamError(f"teacher_fallback must be 'fail' or 'explore', not {teacher_fallback!r}")
         self.evaluator = evaluator
@@ -156,6 +159,7 @@ class GoldenSetBuilder:
         self.raw_repeats = 0
         self.teacher_stop = ""
         self.teacher_fallback = teacher_fallback
+        self.pool = [list(f) for f in pool]
         #: the teacher's failure when it failed for good (with teacher_fallback="explore")
         self.teacher_error: LLMError | None = None
 
@@ -209,6 +213,8 @@ class GoldenSetBuilder:
                 result = Scored(tuple(tokens), None, ErrorKind.UNPARSABLE, _failure("could not render", exc))
             example = Candidate(mode=mode_of_source(source), tokens=list(tokens), source=source, score=result.score,
                                 error=result.error, message=result.message, formula=formula, raw=raw)
+            if example.scored and self.evaluator.screen is not None:
+                example.screen_gain = self.evaluator.screen.transformation_gain(tokens)
             self.examples.append(example)
             if example.scored:
                 self._valid.append(example)
@@ -269,7 +275,7 @@ class GoldenSetBuilder:
 
     def _explore(self, bar) -> None:
         explorer = Explorer(self.n_features, self.grammar.max_length, self.grammar.max_features,
-                            self.grammar.max_feature_length, random_state=self.random_state)
+                            self.grammar.max_feature_length, random_state=self.random_state, pool=self.pool)
         batch = max(8, 4 * max(1, self.evaluator.n_jobs))
         attempts, max_attempts = 0, 30 * self.n_golden + 100
         while len(self.valid) < self.n_golden and attempts < max_attempts:

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "featteam"
 LAYERS: dict[str, int] = {
     "errors": 0, "settings": 0, "expr": 0,
     "data": 1, "records": 1,
-    "evaluation": 2, "transformer": 2, "config": 2, "explore": 2,
+    "evaluation": 2, "transformer": 2, "config": 2, "explore": 2, "screen": 2,
     "candidates": 3, "decoding": 3, "llm": 3, "plots": 3,
     "report": 4, "teacher": 4,
     "models": 5,

@@ -56,6 +56,8 @@ def evaluate(tokens: Sequence[str], X: np.ndarray, states: States | None = None,
             return result
         return apply_stateless(op, *operands)
 
+    if not tokens:  # the transformation that adds nothing (chosen when no feature helps)
+        return np.empty((X.shape[0], 0)), states
     columns: list[np.ndarray] = []
     start = 0  # position of the feature's first token: stateful states are keyed by it
     for feature in split_features(tokens):

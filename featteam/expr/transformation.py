@@ -188,7 +188,8 @@ class Transformation:
         if len(set(self.input_columns)) != len(self.input_columns):
             repeated = sorted(c for c, n in Counter(self.input_columns).items() if n > 1)[:5]
             raise TransformationError(f"input_columns must be distinct; repeated: {repeated}")
-        features = check_structure(self.tokens, len(self.input_columns),
+        # An empty token list is the transformation that adds no feature (the choice where none helps).
+        features = [] if not self.tokens else check_structure(self.tokens, len(self.input_columns),
                                    max_length=max(len(self.tokens), DEFAULT_MAX_LENGTH),
                                    max_features=max(len(split_features(self.tokens)), DEFAULT_MAX_FEATURES),
                                    max_feature_length=None)
@@ -242,7 +243,7 @@ class Transformation:
 
     @property
     def features(self) -> list[list[str]]:
-        return split_features(self.tokens)
+        return split_features(self.tokens) if self.tokens else []
 
     @property
     def formulas(self) -> list[str]:

@@ -24,6 +24,8 @@ class RunContext:
     evaluator: Evaluator
     golden: tuple[Candidate, ...] = ()
     progress: bool = True
+    #: the screen's best single features, best first (empty without the screen): exploration draws from them
+    pool: tuple[tuple[str, ...], ...] = ()
     #: for the openai teacher; never written anywhere
     api_key: str | None = field(default=None, repr=False)
 

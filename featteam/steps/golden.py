@@ -49,7 +49,8 @@ class GoldenStep(Step):
     name = "golden"
     settings = ("protocol", "teacher", "teacher_model", "base_url", "n_golden", "teacher_share", "answers_per_call",
                 "max_teacher_rounds", "max_calls", "max_tokens", "anonymous", "temperature", "downstream_model",
-                "max_search_rows", "max_length", "max_features", "max_feature_length", "seed")
+                "max_search_rows", "max_length", "max_features", "max_feature_length", "seed", "screen",
+                "screen_pool")
     artefacts = ("golden.jsonl",)
     modes = (Mode.TEACHER, Mode.EXPLORE)
     candidates_file = "golden.jsonl"
@@ -62,7 +63,7 @@ class GoldenStep(Step):
                                    teacher_share=config.teacher_share, answers_per_call=config.answers_per_call,
                                    max_teacher_rounds=config.max_teacher_rounds, anonymous=config.anonymous,
                                    random_state=config.seed, progress=context.progress,
-                                   teacher_fallback=config.teacher_fallback)
+                                   teacher_fallback=config.teacher_fallback, pool=context.pool)
         examples = builder.build()
         return StepResult(builder.report(), examples)
 
