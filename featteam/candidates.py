@@ -136,22 +136,25 @@ def check_and_score(candidates: list[Candidate], evaluator: "Evaluator", columns
 #: Candidates of one batch scored whatever the screen says (so every mode has a best to report).
 ALWAYS_SCORED = 3
 #: The message of a valid candidate the screen kept from the downstream score.
-SCREENED_OUT = "screened out: none of its features adds to the original columns (not scored)"
+SCREENED_OUT = "screened out: its features add less to the original columns than its batch's better half (not scored)"
 
 
 def _screened(candidates: list[Candidate], evaluator: "Evaluator") -> list[Candidate]:
-    """The candidates worth the downstream score: with the evaluator's screen, those with a
-    feature the screen finds useful, and the :data:`ALWAYS_SCORED` best of the batch; each
-    candidate's ``screen_gain`` is filled.  Without a screen, all of them."""
+    """The candidates worth the downstream score: with the evaluator's screen, the better half
+    of the batch by screen gain among those with a feature the screen finds useful, and never
+    fewer than the :data:`ALWAYS_SCORED` best; each candidate's ``screen_gain`` is filled.
+    Without a screen, all of them."""
     screen = evaluator.screen
     if screen is None or not candidates:
         return candidates
     for candidate in candidates:
         candidate.screen_gain = screen.transformation_gain(candidate.tokens)
-    best = set(sorted(range(len(candidates)), key=lambda i: -candidates[i].screen_gain)[:ALWAYS_SCORED])
+    order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].screen_gain, i))
+    useful = [i for i in order if candidates[i].screen_gain > 0][: (len(candidates) + 1) // 2]
+    keep = set(useful) | set(order[:ALWAYS_SCORED])
     kept = []
     for i, candidate in enumerate(candidates):
-        if i in best or candidate.screen_gain > 0:
+        if i in keep:
             kept.append(candidate)
         else:
             candidate.error, candidate.message, candidate.score = None, SCREENED_OUT, None

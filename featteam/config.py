@@ -49,10 +49,10 @@ DEFAULT_TEAMING_LAMBDA = 0.5
 #: The ``*_max_seconds`` limits are only safety stops, far above the budgets: a run one of them
 #: stops is reported as not reproducible.
 PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {"n_golden": 40, "teacher_share": 0.2, "max_teacher_rounds": 1, "search_top_k": 5,
+    "demo": {"n_golden": 40, "search_trees": 50, "teacher_share": 0.2, "max_teacher_rounds": 1, "search_top_k": 5,
              "step_sizes": (1.0, 3.0, 5.0), "beam": 3, "latent_epochs": 45, "latent_max_seconds": 600.0,
              "student_epochs": 1, "student_max_seconds": 900.0, "student_samples": 16},
-    "quick": {"n_golden": 30, "teacher_share": 0.25, "max_teacher_rounds": 1, "search_top_k": 4,
+    "quick": {"n_golden": 30, "search_trees": 50, "teacher_share": 0.25, "max_teacher_rounds": 1, "search_top_k": 4,
               "step_sizes": (1.0, 3.0, 5.0), "beam": 3, "latent_epochs": 40, "latent_max_seconds": 600.0,
               "student_epochs": 1, "student_max_seconds": 900.0, "student_samples": 12},
     "default": {"n_golden": 100, "teacher_share": 0.2, "max_teacher_rounds": 3, "search_top_k": 10,
@@ -108,6 +108,9 @@ class FitConfig:
                                                 cli=True, aliases=("--model-downstream",))
     max_search_rows: int | None = setting(None, "score candidates on a stratified sample of this many rows (large "
                                                 "tables); the reported score uses every row", cli=True)
+    search_trees: int | None = setting(None, "honest protocol: trees of the forest the search's cross-validation "
+                                             "fits (None: the downstream model's 100; fewer is cheaper and noisier); "
+                                             "the reported score always uses the full model", cli=True)
     max_length: int = setting(DEFAULT_MAX_LENGTH, "most tokens in a transformation")
     max_features: int = setting(DEFAULT_MAX_FEATURES, "most new features in a transformation")
     max_feature_length: int = setting(DEFAULT_MAX_FEATURE_LENGTH, "most tokens in one new feature")
@@ -164,7 +167,7 @@ class FitConfig:
             raise FeatteamError(f"teacher_timeout must be a positive number of seconds, not {self.teacher_timeout}")
         if self.teacher_retries < 0:
             raise FeatteamError(f"teacher_retries must not be negative, not {self.teacher_retries}")
-        for name in ("max_calls", "max_tokens", "max_search_rows", "student_max_steps"):
+        for name in ("max_calls", "max_tokens", "max_search_rows", "student_max_steps", "search_trees"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1 when given")
         for name in ("teacher_share", "teaming_lambda"):

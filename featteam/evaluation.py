@@ -67,17 +67,21 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 DEFAULT_METRIC: dict[str, str] = {"classification": "f1_weighted", "regression": "one_minus_rae"}
 
 
-def make_model(task: Task, model: str | BaseEstimator = "rf", random_state: int = 0) -> BaseEstimator:
-    """The downstream model: ``"rf"`` (the literature's RandomForest), ``"et"``, or any estimator."""
+def make_model(task: Task, model: str | BaseEstimator = "rf", random_state: int = 0,
+               n_trees: int | None = None) -> BaseEstimator:
+    """The downstream model: ``"rf"`` (the literature's RandomForest), ``"et"``, or any estimator.
+
+    ``n_trees`` sets the forest's size (None: scikit-learn's default, 100); an estimator is used as given."""
     if isinstance(model, BaseEstimator):
         return clone(model)
+    size = {} if n_trees is None else {"n_estimators": n_trees}
     if model == "rf":
         cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
-        return cls(random_state=random_state)
+        return cls(random_state=random_state, **size)
     if model == "et":
         from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
         cls = ExtraTreesClassifier if task == "classification" else ExtraTreesRegressor
-        return cls(random_state=random_state)
+        return cls(random_state=random_state, **size)
     raise FeatteamError(f"unknown downstream model {model!r} (use 'rf', 'et' or a scikit-learn estimator)")
 
 
@@ -118,12 +122,17 @@ class Evaluator:
         Score candidates on at most this many rows of the scoring split (a stratified sample,
         drawn with ``split_seed``), for large tables.  The reported score still uses the
         whole split.
+    search_trees : int, optional
+        Honest protocol: trees of the forest the search's cross-validation fits (fewer: a
+        cheaper, noisier search score); the reported score always uses the full model.  The
+        paper protocol reports its search score, so it always uses the full model.
     """
 
     def __init__(self, dataset: Dataset, protocol: Protocol = "honest", model: str | BaseEstimator = "rf",
                  n_splits: int = 5, test_size: float = 0.2, split_seed: int = 0, n_jobs: int = 1,
                  max_length: int = DEFAULT_MAX_LENGTH, max_features: int = DEFAULT_MAX_FEATURES,
-                 max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH, max_search_rows: int | None = None) -> None:
+                 max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH, max_search_rows: int | None = None,
+                 search_trees: int | None = None) -> None:
         if protocol not in PROTOCOLS:
             raise FeatteamError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         self.dataset = dataset
@@ -144,6 +153,7 @@ class Evaluator:
         #: every row of the split the protocol scores on (paper: test split; honest: training split)
         self.protocol_rows = self.test_rows if protocol == "paper" else self.train_rows
         self.max_search_rows = max_search_rows
+        self.search_trees = search_trees if protocol == "honest" else None
         self.n_splits = n_splits
         self.search_rows = self._sample_rows(self.protocol_rows, max_search_rows)
         self.folds = self._make_folds(self.search_rows)
@@ -246,7 +256,7 @@ class Evaluator:
         scores = []
         for fit, held in folds:
             features = features_for(fit, held)
-            model = make_model(self.task, self.model)
+            model = make_model(self.task, self.model, n_trees=self.search_trees)
             model.fit(features[fit], y[fit])
             scores.append(self.metric(y[held], model.predict(features[held])))
         return float(np.mean(scores))

@@ -127,10 +127,10 @@ class Run:
                               n_jobs=self.n_jobs, max_length=self.config.max_length,
                               max_features=self.config.max_features,
                               max_feature_length=self.config.max_feature_length,
-                              max_search_rows=self.config.max_search_rows)
+                              max_search_rows=self.config.max_search_rows, search_trees=self.config.search_trees)
         # Scores depend on the data and on how they are computed, not on the search settings.
         scoring = self.config.key("protocol", "downstream_model", "max_length", "max_features",
-                                  "max_feature_length", "max_search_rows")
+                                  "max_feature_length", "max_search_rows", "search_trees")
         evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}.jsonl")
         return dataset, evaluator
 

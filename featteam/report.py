@@ -235,7 +235,8 @@ class SelectionResult:
     score: float
     gain: float
     #: what the chosen transformation is: "bank" (assembled from the best features of every
-    #: mode), a mode's name (that mode's best candidate) or "original" (no feature helped)
+    #: mode: ``finalists`` says which assembly), a mode's name (that mode's best candidate) or
+    #: "original" (no feature helped)
     mode: str
     search_score: float
     formulas: list[str]

@@ -134,11 +134,10 @@ class FeatureScreen:
         or undefined values)."""
         if not np.all(np.isfinite(values)):
             return None
-        edges = np.unique(np.quantile(values, self._quantiles))
-        bins = np.searchsorted(edges, values, side="right")
+        bins = self._bins(values)
         if bins.min() == bins.max():
             return None
-        size = len(edges) + 1
+        size = int(bins.max()) + 1
         prediction = np.zeros_like(residual)
         for half in self.halves:
             for learn in (half, ~half):
@@ -148,6 +147,18 @@ class FeatureScreen:
                     means = np.bincount(bins[learn], weights=residual[learn, k], minlength=size) / counts
                     prediction[held, k] += means[bins[held]]
         return prediction / len(self.halves)
+
+    def _explained(self, values: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """What a chosen feature explains of ``residual``, learnt on all rows (its bins' means):
+        taken off the residual, the same feature or one with the same bins has nothing left to gain."""
+        bins = self._bins(values)
+        size = int(bins.max()) + 1
+        counts = np.bincount(bins, minlength=size) + 1.0
+        return np.column_stack([(np.bincount(bins, weights=residual[:, k], minlength=size) / counts)[bins]
+                                for k in range(residual.shape[1])])
+
+    def _bins(self, values: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.unique(np.quantile(values, self._quantiles)), values, side="right")
 
     def _gains_of(self, values: np.ndarray, residual: np.ndarray) -> np.ndarray:
         total = float((residual ** 2).sum()) or 1.0
@@ -190,7 +201,7 @@ class FeatureScreen:
         """Up to ``max_features`` features in the order to add them: greedy forward selection
         (each the one that explains most of what the features chosen before it leave; its gain
         then) among the ``pool`` best alone while the best adds at least ``min_gain``, then the
-        others by their gain alone."""
+        others in the order of their gain alone (each with what it adds to the greedy ones)."""
         candidates = [s.tokens for s in self.rank(features, top=pool)]
         if not candidates:
             return []
@@ -198,16 +209,19 @@ class FeatureScreen:
         residual = self.residual.copy()
         chosen: list[ScreenedFeature] = []
         remaining = list(range(len(candidates)))
+        marginal: dict[int, float] = {}
         while remaining and len(chosen) < max_features:
             gains = self._gains_of(values[:, remaining], residual)
+            marginal = dict(zip(remaining, map(float, gains)))
             best = int(np.argmax(gains))
             if not gains[best] >= min_gain:
                 break
             index = remaining.pop(best)
             chosen.append(ScreenedFeature(candidates[index], float(gains[best])))
-            residual = residual - self._fit_predict(values[:, index], residual)
+            residual = residual - self._explained(values[:, index], residual)
+        # Then the rest by their gain alone, each with what it adds to the greedy features.
         for index in remaining[: max_features - len(chosen)]:
-            chosen.append(ScreenedFeature(candidates[index], self._gains[candidates[index]]))
+            chosen.append(ScreenedFeature(candidates[index], marginal[index]))
         return chosen
 
     # -- candidates -----------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The choice of the output, and the deployable transformation fitted on the training split.
 
-The finalists are each mode's best candidate (by search score), the transformations
-assembled from the **feature bank** - every distinct feature of every mode's scored
-candidates and of the screen's own search, in the screen's greedy order (each feature the
-one that adds most to the ones before it) - cut after 1, 2, 3, 4, 6, 8, ... features, and
-the original features alone.  All are scored by cross-validation on the search rows; the
+The finalists are each mode's best candidate (by search score), the features of the best
+two and of the best three candidates together, the transformations assembled from the
+**feature bank** - every distinct feature of every mode's scored candidates and of the
+screen's own search, in the screen's greedy order (each feature the one that adds most to
+the ones before it) - cut after 2, 4, 8, 12, ... features, and the original features alone.  All are scored by cross-validation on the search rows; the
 best few are scored again on a second partition of those rows into folds, and the best mean
 of both wins (ties: fewer features).  Under the honest protocol none of this sees the test
 split: it is scored once, after the choice.
@@ -30,7 +30,7 @@ from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
 logger = logging.getLogger(__name__)
 
 #: Bank prefixes compared (cut at ``max_selected_features``).
-PREFIX_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+PREFIX_SIZES = (2, 4, 8, 12, 16, 24, 32)
 #: Finalists scored again on a second partition of the search rows into folds.
 RESCORED = 3
 #: The step each mode belongs to.
@@ -117,6 +117,19 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
     for mode, best in best_of_mode.items():
         options.append(_Option(mode.value, list(best.tokens), [best.score],
                                [_described(f, modes_of[tuple(f)], columns) for f in split_features(best.tokens)]))
+    # The best candidates' features together (the best two, then three): good features of
+    # different candidates, often of different modes, add up.
+    ranked = sorted(candidates, key=lambda c: -c.score)
+    for n_best in (2, 3):
+        features = list(dict.fromkeys(tuple(f) for c in ranked[:n_best] for f in split_features(c.tokens)))
+        features = features[:max_selected_features]
+        if len(ranked) >= n_best and len(features) > len(split_features(ranked[0].tokens)):
+            tokens = join_features([list(f) for f in features])
+            try:
+                options.append(_Option(f"best:{n_best}", tokens, [evaluator.cv_score(tokens)],
+                                       [_described(f, modes_of[f], columns) for f in features]))
+            except InvalidSequence as exc:
+                logger.info("the best %d candidates together left out: %s", n_best, exc)
     bank = feature_bank(candidates, evaluator, max_selected_features, pool)
     for size in PREFIX_SIZES:
         if size > len(bank):
@@ -172,7 +185,7 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
     options = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
     chosen = choose(options, evaluator)
     final = original if not chosen.tokens else evaluator.final_score(chosen.tokens)
-    mode = "bank" if chosen.label.startswith("bank") else chosen.label
+    mode = "bank" if chosen.label.startswith(("bank", "best")) else chosen.label
     train = dataset.X.iloc[evaluator.train_rows]
     transformation = Transformation(chosen.tokens, columns, metadata={
         "task": dataset.task, "target": dataset.target, "protocol": protocol,

@@ -1,0 +1,128 @@
+"""The cheap feature screen, exploration from its pool, and the choice of the output."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featteam.candidates import SCREENED_OUT, Candidate, Mode, check_and_score
+from featteam.data import prepare
+from featteam.evaluation import Evaluator
+from featteam.explore import Explorer
+from featteam.expr import Transformation, split_features
+from featteam.expr.vocab import SEP
+from featteam.screen import FeatureScreen
+from featteam.selection import select
+from featteam.transformer import FeatureTransformer
+
+
+def _friedman(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(n, 5))
+    y = 10 * X[:, 0] * X[:, 1] + 5 * X[:, 2] + 0.3 * rng.normal(size=n)
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d", "e"])
+    frame["target"] = y
+    return frame
+
+
+def test_the_screen_ranks_the_hidden_product_first_and_noise_low():
+    evaluator = Evaluator(prepare(_friedman(), "target"), "honest")
+    screen = FeatureScreen(evaluator)
+    ranked = screen.rank(screen.order1())
+    assert ranked[0].tokens == ("f0", "f1", "*")
+    assert ranked[0].gain > 0.05
+    gains = dict(zip(screen.order1(), screen.gains(screen.order1())))
+    assert gains[("f3", "f4", "*")] < 0.01  # two noise columns
+    assert gains[("f3", "sin")] < 0.01
+
+
+@pytest.mark.slow  # downstream CV scores: the full suite
+def test_the_screen_sees_training_rows_only_and_is_deterministic():
+    dataset = prepare(_friedman(), "target")
+    evaluator = Evaluator(dataset, "honest")
+    first = FeatureScreen(evaluator, random_state=3).gains(FeatureScreen(evaluator).order1())
+    assert set(FeatureScreen(evaluator).rows) <= set(evaluator.train_rows)
+    # The test split's targets scrambled: not one gain moves.
+    dataset.y = dataset.y.copy()
+    dataset.y[evaluator.test_rows] = 0.0
+    again = FeatureScreen(Evaluator(dataset, "honest"), random_state=3)
+    assert np.array_equal(again.gains(again.order1()), first)
+
+
+def test_greedy_selection_does_not_take_a_feature_twice():
+    evaluator = Evaluator(prepare(_friedman(), "target"), "honest")
+    screen = FeatureScreen(evaluator)
+    # The product written three ways: one of them carries the signal, the others repeat it.
+    chosen = screen.select([("f0", "f1", "*"), ("f1", "f0", "*"), ("f0", "f1", "*", "cube"), ("f2", "f3", "+")],
+                           max_features=4, min_gain=0.001)
+    greedy = [s for s in chosen if s.gain >= 0.001]
+    assert greedy[0].tokens[:3] in (("f0", "f1", "*"), ("f1", "f0", "*"))
+    assert sum(s.tokens[:2] in (("f0", "f1"), ("f1", "f0")) for s in greedy) == 1
+
+
+def test_exploration_draws_from_the_pool_and_is_unchanged_without_one():
+    pool = [("f0", "f1", "*"), ("f2", "sin")]
+    explorer = Explorer(5, 48, 6, random_state=0, pool=pool)
+    features = [tuple(f) for _ in range(50) for f in split_features(explorer.random())]
+    assert sum(f in pool for f in features) > len(features) / 2
+    a, b = Explorer(5, 48, 6, random_state=1), Explorer(5, 48, 6, random_state=1, pool=())
+    assert [a.random() for _ in range(20)] == [b.random() for _ in range(20)]
+
+
+@pytest.mark.slow  # downstream CV scores: the full suite
+def test_candidates_without_a_useful_feature_are_screened_out_before_scoring():
+    evaluator = Evaluator(prepare(_friedman(), "target"), "honest")
+    evaluator.screen = FeatureScreen(evaluator)
+    noise = [["f3", "f4", "*"], ["f4", "sin"], ["f3", "cos"], ["f3", "f4", "+"], ["f4", "square"]]
+    candidates = [Candidate(Mode.ML, tokens) for tokens in [["f0", "f1", "*"]] + noise]
+    check_and_score(candidates, evaluator, list("abcde"))
+    assert candidates[0].scored and candidates[0].screen_gain > 0.05
+    screened_out = [c for c in candidates if c.message == SCREENED_OUT]
+    assert screened_out and all(c.valid and not c.scored for c in screened_out)
+    assert sum(c.scored for c in candidates) >= 3  # the best few of a batch are always scored
+    assert evaluator.n_scored == sum(c.scored for c in candidates)
+
+
+def _scored(evaluator, mode, tokens):
+    return check_and_score([Candidate(mode, tokens)], evaluator, list(evaluator.dataset.X.columns))[0]
+
+
+@pytest.mark.slow  # downstream CV scores: the full suite
+def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from(tmp_path):
+    dataset = prepare(_friedman(), "target")
+    evaluator = Evaluator(dataset, "honest")
+    evaluator.screen = FeatureScreen(evaluator)
+    candidates = [_scored(evaluator, Mode.ML, ["f0", "f1", "*", SEP, "f3", "sin"]),
+                  _scored(evaluator, Mode.TEACHER, ["f2", "f4", "+"])]
+    result = select(candidates, dataset, evaluator, "honest", tmp_path, max_selected_features=4,
+                    pool=[("f0", "f1", "/")])
+    labels = [f.label for f in result.finalists]
+    assert labels[:3] == ["original", "teacher", "ml"] and "bank:1" in labels
+    assert result.gain > 0.005 and result.estimate is not None and "partitions" in result.estimate_method
+    product = [f for f in result.features if f.postfix == "[f0 f1 *]"]
+    assert product and product[0].modes == ["ml"] and product[0].steps == ["latent"]
+    saved = Transformation.load(tmp_path / "transformation.json")
+    assert saved.metadata["mode"] == result.mode and len(saved.features) == len(result.features)
+
+
+@pytest.mark.slow  # downstream CV scores: the full suite
+def test_the_original_features_are_kept_when_no_feature_helps(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(150, 3)), columns=["a", "b", "c"])
+    frame["target"] = 3 * frame["a"] + 0.1 * rng.normal(size=150)
+    dataset = prepare(frame, "target")
+    evaluator = Evaluator(dataset, "honest")
+    # A candidate that only adds noise-like columns, scored worse than the original features.
+    candidates = [_scored(evaluator, Mode.TEACHER, ["f1", "f2", "*", "sin", SEP, "f2", "f1", "/", "cos"])]
+    assert candidates[0].score < evaluator.score_original()
+    result = select(candidates, dataset, evaluator, "honest", tmp_path)
+    assert result.mode == "original" and result.formulas == [] and result.gain == 0.0
+    deployed = FeatureTransformer(str(tmp_path / "transformation.json")).fit(frame[["a", "b", "c"]])
+    assert deployed.transform(frame[["a", "b", "c"]]).shape == (150, 3)
+
+
+def test_the_transformation_that_adds_nothing_round_trips(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": [3.0, 4.0, 5.0]})
+    fitted = Transformation([], ["a", "b"]).fit(frame)
+    assert fitted.transform(frame).shape == (3, 0) and fitted.formulas == []
+    fitted.save(tmp_path / "t.json")
+    assert Transformation.load(tmp_path / "t.json").transform(frame).shape == (3, 0)
