@@ -325,6 +325,10 @@ def summary_text(report: RunReport, out: str | Path) -> str:
     lines.append(f"\n{data.name}: {data.rows} rows, {data.features} features, {data.task}; "
                  f"protocol {report.protocol}, metric {report.metric}")
     lines.append(f"search score of the original features: {report.original_search_score:.4f}")
+    if report.screen:
+        screen = report.screen
+        lines.append(f"screen: {screen.order1} order-1 and {screen.order2} order-2 features on {screen.rows} rows in "
+                     f"{screen.seconds:.0f} s; best: {', '.join(screen.best_formulas[:3]) or 'none'}")
     steps = report.steps
     golden = steps.golden
     if golden:
@@ -356,7 +360,12 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         lines.append("NOT REPRODUCIBLE: a wall-clock safety stop ended " + "; ".join(report.safety_stops))
     result = report.result
     if result:
-        lines.append(f"\nchosen ({result.mode}): {', '.join(result.formulas)}")
+        if result.formulas:
+            lines.append(f"\nchosen ({result.mode}): {', '.join(result.formulas)}")
+        else:
+            lines.append("\nchosen: no new feature (nothing beat the original features on the search rows)")
+        if result.estimate is not None:
+            lines.append(f"estimate on the search rows {result.estimate:.4f} ({result.estimate_method})")
         lines.append(f"{report.metric} under the {report.protocol} protocol: original {result.original_score:.4f} "
                      f"-> with the new features {result.score:.4f} ({result.gain:+.4f})")
         lines.append(f"written: {out}/transformation.json (apply with `featteam transform`), report.json, "

@@ -193,7 +193,12 @@ class FeatureScreen:
         features = list(dict.fromkeys(tuple(f) for f in features))
         gains = self.gains(features)
         order = sorted(range(len(features)), key=lambda i: (-gains[i], len(features[i]), i))
-        ranked = [ScreenedFeature(features[i], float(gains[i])) for i in order if np.isfinite(gains[i])]
+        ranked: list[ScreenedFeature] = []
+        for i in order:
+            # Exactly equal gains mean the same bins: the same feature to a tree (a + b and b + a,
+            # or a monotone function of another); keep the first (OpenFE's delete_same).
+            if np.isfinite(gains[i]) and not (ranked and abs(ranked[-1].gain - gains[i]) < 1e-12):
+                ranked.append(ScreenedFeature(features[i], float(gains[i])))
         return ranked[:top] if top is not None else ranked
 
     def select(self, features: Iterable[Sequence[str]], max_features: int, min_gain: float = 0.002,
@@ -243,11 +248,13 @@ class FeatureScreen:
         two seeds together."""
         columns = [(feature_token(i),) for i in range(self.n_features)]
         out: list[Feature] = []
-        for s in seeds:
+        for i, s in enumerate(seeds):
             out += [s + (u,) for u in UNARY]
-            for other in columns + [t for t in seeds if t != s]:
-                for op in BINARY:
-                    out.append(s + other + (op,))
+            for other in columns:
+                out += [s + other + (op,) for op in BINARY]
+            for j, other in enumerate(seeds):
+                if j != i:
+                    out += [s + other + (op,) for op in BINARY if j > i or op not in _SYMMETRIC]
         return [f for f in dict.fromkeys(out) if len(f) <= max_feature_length]
 
     def search(self, max_feature_length: int, max_candidates: int = 6000, n_seeds: int = 12,

@@ -96,7 +96,7 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
     result = select(candidates, dataset, evaluator, "honest", tmp_path, max_selected_features=4,
                     pool=[("f0", "f1", "/")])
     labels = [f.label for f in result.finalists]
-    assert labels[:3] == ["original", "teacher", "ml"] and "bank:1" in labels
+    assert labels[:4] == ["original", "teacher", "ml", "best:2"] and "bank:2" in labels
     assert result.gain > 0.005 and result.estimate is not None and "partitions" in result.estimate_method
     product = [f for f in result.features if f.postfix == "[f0 f1 *]"]
     assert product and product[0].modes == ["ml"] and product[0].steps == ["latent"]
