@@ -156,8 +156,12 @@ def _screened(candidates: list[Candidate], evaluator: "Evaluator") -> list[Candi
     for i, candidate in enumerate(candidates):
         if i in keep:
             kept.append(candidate)
-        else:
+            continue
+        try:  # not scored, but checked like a scored one: its validity counts the same
+            evaluator.check_values(candidate.tokens)
             candidate.error, candidate.message, candidate.score = None, SCREENED_OUT, None
+        except InvalidSequence as exc:
+            candidate.reject(exc.kind, str(exc))
     return kept
 
 

@@ -209,7 +209,7 @@ class ChosenFeature:
     #: the modes whose candidates hold this feature (MODES order); "screen" when only the
     #: screen's own search found it (it feeds step 1's exploration)
     modes: list[str]
-    #: the steps those modes belong to
+    #: the steps those modes belong to ("screen": the screen before step 1)
     steps: list[str]
     #: its gain by the screen, given the features before it (greedy order); None: not screened
     screen_gain: float | None = None
@@ -222,7 +222,7 @@ class Finalist:
 
     label: str
     n_features: int
-    #: mean CV score over the search folds, then over each further partition it was scored on
+    #: mean CV score over the search folds, then over the fresh partition where it was scored again
     cv_scores: list[float]
     estimate: float
 
@@ -248,6 +248,8 @@ class SelectionResult:
     estimate: float | None = None
     estimate_method: str = ""
     finalists: list[Finalist] = field(default_factory=list)
+    #: the label of the finalist chosen ("bank:8", "best:2", "ml", "original", ...)
+    chosen: str = ""
 
 
 # -- the run ---------------------------------------------------------------------------

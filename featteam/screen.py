@@ -161,8 +161,10 @@ class FeatureScreen:
         return np.searchsorted(np.unique(np.quantile(values, self._quantiles)), values, side="right")
 
     def _gains_of(self, values: np.ndarray, residual: np.ndarray) -> np.ndarray:
-        total = float((residual ** 2).sum()) or 1.0
+        total = float((residual ** 2).sum())
         gains = np.full(values.shape[1], -np.inf)
+        if total == 0.0:  # nothing left to explain (a perfect out-of-fold prediction): no feature gains
+            return np.where(np.all(np.isfinite(values), axis=0), 0.0, -np.inf)
         for j in range(values.shape[1]):
             prediction = self._fit_predict(values[:, j], residual)
             if prediction is not None:
@@ -231,8 +233,10 @@ class FeatureScreen:
 
     # -- candidates -----------------------------------------------------------------------
 
-    def order1(self) -> list[Feature]:
-        """Every unary operator on every column and every binary operator on every pair."""
+    def order1(self, max_feature_length: int = 3) -> list[Feature]:
+        """Every unary operator on every column and every binary operator on every pair (one
+        order of ``+``, ``*`` and ``-``: the other is the same feature to a model); only
+        features of at most ``max_feature_length`` tokens."""
         columns = [feature_token(i) for i in range(self.n_features)]
         out: list[Feature] = [(c, u) for c in columns for u in UNARY]
         for i, a in enumerate(columns):
@@ -241,7 +245,7 @@ class FeatureScreen:
                     out.append((a, b, op))
                     if op not in _SYMMETRIC and op != "-":  # a - b is -(b - a): the same to a model
                         out.append((b, a, op))
-        return out
+        return [f for f in out if len(f) <= max_feature_length]
 
     def order2(self, seeds: Sequence[Feature], max_feature_length: int) -> list[Feature]:
         """Features one step beyond ``seeds``: a unary operator on a seed, a seed with a column,
@@ -254,7 +258,7 @@ class FeatureScreen:
                 out += [s + other + (op,) for op in BINARY]
             for j, other in enumerate(seeds):
                 if j != i:
-                    out += [s + other + (op,) for op in BINARY if j > i or op not in _SYMMETRIC]
+                    out += [s + other + (op,) for op in BINARY if j > i or op not in _SYMMETRIC + ("-",)]
         return [f for f in dict.fromkeys(out) if len(f) <= max_feature_length]
 
     def search(self, max_feature_length: int, max_candidates: int = 6000, n_seeds: int = 12,
@@ -263,7 +267,7 @@ class FeatureScreen:
         ``max_candidates`` on a wide table), then order 2 from the ``n_seeds`` best; returns the
         ``top`` best by gain alone.  Each call screens what earlier calls did not (gains are cached)."""
         rng = np.random.default_rng(self.random_state)
-        first = self.order1()
+        first = self.order1(max_feature_length)
         if len(first) > max_candidates:
             keep = np.sort(rng.choice(len(first), size=max_candidates, replace=False))
             first = [first[i] for i in keep]

@@ -4,9 +4,10 @@ The finalists are each mode's best candidate (by search score), the features of 
 two and of the best three candidates together, the transformations assembled from the
 **feature bank** - every distinct feature of every mode's scored candidates and of the
 screen's own search, in the screen's greedy order (each feature the one that adds most to
-the ones before it) - cut after 2, 4, 8, 12, ... features, and the original features alone.  All are scored by cross-validation on the search rows; the
-best few are scored again on a second partition of those rows into folds, and the best mean
-of both wins (ties: fewer features).  Under the honest protocol none of this sees the test
+the ones before it) - cut after 2, 4, 8, 12, ... features and whole, and the original features alone.
+All are scored by cross-validation on the search rows; the best three and the original
+features are scored again on a fresh partition of those rows into folds, and the best there
+wins (ties: fewer features).  Under the honest protocol none of this sees the test
 split: it is scored once, after the choice.
 """
 
@@ -20,12 +21,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .candidates import MODES, Candidate, Mode, median
+from .candidates import MODES, Candidate, Mode, median, top_k
 from .data import Dataset
 from .errors import FeatteamError
 from .evaluation import Evaluator
 from .expr import InvalidSequence, join_features, render_feature, split_features, to_postfix_text
 from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
+from .steps import STEPS
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +35,10 @@ logger = logging.getLogger(__name__)
 PREFIX_SIZES = (2, 4, 8, 12, 16, 24, 32)
 #: Finalists scored again on a second partition of the search rows into folds.
 RESCORED = 3
-#: The step each mode belongs to.
-STEP_OF_MODE = {Mode.TEACHER: "golden", Mode.EXPLORE: "golden", Mode.ML: "latent", Mode.STUDENT: "student",
-                Mode.TEAMING: "teaming"}
-ESTIMATE_METHOD = ("mean 5-fold CV score on the search rows over two partitions into folds (the search's and "
-                   "a fresh one); the test split is not used")
+#: The step each mode belongs to (from the steps' own lists).
+STEP_OF_MODE = {mode: step.name for step in STEPS for mode in step.modes}
+ESTIMATE_METHOD = ("{k}-fold CV score on the search rows, on a fresh partition into folds (not the search's, "
+                   "where the finalists were picked); the test split is not used")
 
 
 def versions() -> dict[str, str]:
@@ -62,7 +63,8 @@ class _Option:
 
     @property
     def estimate(self) -> float:
-        return float(np.mean(self.scores))
+        """The score on the fresh partition where there is one, else on the search folds."""
+        return float(self.scores[-1])
 
 
 def _modes_of_features(candidates: Sequence[Candidate]) -> dict[tuple[str, ...], set[Mode]]:
@@ -80,15 +82,31 @@ def _described(feature: Sequence[str], modes: set[Mode], columns: list[str],
     ordered = [m for m in MODES if m in modes]
     return ChosenFeature(formula=render_feature(list(feature), columns), postfix=to_postfix_text(list(feature)),
                          modes=[m.value for m in ordered] or ["screen"],
-                         steps=list(dict.fromkeys(STEP_OF_MODE[m] for m in ordered)) or ["golden"],
+                         steps=list(dict.fromkeys(STEP_OF_MODE[m] for m in ordered)) or ["screen"],
                          screen_gain=None if screen_gain is None else round(screen_gain, 6))
 
 
 def feature_bank(candidates: Sequence[Candidate], evaluator: Evaluator, max_features: int,
                  pool: Sequence[Sequence[str]] = ()) -> list[tuple[list[str], ChosenFeature]]:
-    """The best features of every mode's candidates and of ``pool`` (the screen's search), in
-    the screen's greedy order, each with the modes that proposed it; a feature that is constant
-    or repeats another column on the search rows is left out.  Empty without a screen."""
+    """The feature bank.
+
+    Parameters
+    ----------
+    candidates : sequence of Candidate
+        Every mode's candidates (the scored ones are read).
+    evaluator : Evaluator
+        Its ``screen`` orders the bank; without one the bank is empty.
+    max_features : int
+        Most features in the bank.
+    pool : sequence of features
+        The screen's own best features (they join the bank with the mode ``"screen"``).
+
+    Returns
+    -------
+    list of (tokens, ChosenFeature)
+        The features in the screen's greedy order, each with the modes that proposed it; a
+        feature that is constant or repeats another column on the search rows is left out.
+    """
     screen = evaluator.screen
     modes_of = _modes_of_features(candidates)
     for feature in pool:
@@ -115,11 +133,12 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
     modes_of = _modes_of_features(candidates)
     options = [_Option("original", [], [evaluator.score_original()], [])]
     for mode, best in best_of_mode.items():
-        options.append(_Option(mode.value, list(best.tokens), [best.score],
-                               [_described(f, modes_of[tuple(f)], columns) for f in split_features(best.tokens)]))
+        if len(split_features(best.tokens)) <= max_selected_features:
+            options.append(_Option(mode.value, list(best.tokens), [best.score],
+                                   [_described(f, modes_of[tuple(f)], columns) for f in split_features(best.tokens)]))
     # The best candidates' features together (the best two, then three): good features of
     # different candidates, often of different modes, add up.
-    ranked = sorted(candidates, key=lambda c: -c.score)
+    ranked = top_k(candidates, len(candidates))
     for n_best in (2, 3):
         features = list(dict.fromkeys(tuple(f) for c in ranked[:n_best] for f in split_features(c.tokens)))
         features = features[:max_selected_features]
@@ -131,9 +150,7 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
             except InvalidSequence as exc:
                 logger.info("the best %d candidates together left out: %s", n_best, exc)
     bank = feature_bank(candidates, evaluator, max_selected_features, pool)
-    for size in PREFIX_SIZES:
-        if size > len(bank):
-            break
+    for size in sorted({s for s in PREFIX_SIZES if s < len(bank)} | {len(bank)} - {0}):
         tokens = join_features([feature for feature, _ in bank[:size]])
         try:
             options.append(_Option(f"bank:{size}", tokens, [evaluator.cv_score(tokens)],
@@ -144,15 +161,20 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
 
 
 def choose(options: list[_Option], evaluator: Evaluator) -> _Option:
-    """The best finalist: the :data:`RESCORED` best on the search folds are scored on a second
-    partition; the best mean wins (ties: fewer features, then the earlier)."""
-    def key(i: int) -> tuple:
-        return (-options[i].estimate, len(options[i].features), i)
-
-    for i in sorted(range(len(options)), key=key)[:RESCORED]:
-        options[i].scores.append(evaluator.cv_score(options[i].tokens, repeat=1))
-    rescored = [i for i in range(len(options)) if len(options[i].scores) > 1]
-    return options[min(rescored, key=key)]
+    """The best finalist.  The :data:`RESCORED` best on the search folds and the original
+    features (``options[0]``) are scored on a fresh partition of the search rows into folds,
+    and the best there wins (ties: fewer features, then the earlier): a mode's best is the
+    maximum of many scores on the search folds, so its score there is biased upwards, and the
+    fresh partition does not share that luck."""
+    first = sorted(range(len(options)), key=lambda i: (-options[i].scores[0], len(options[i].features), i))
+    finalists = sorted(set(first[:RESCORED]) | {0})
+    for i in finalists:
+        try:
+            options[i].scores.append(evaluator.cv_score(options[i].tokens, repeat=1))
+        except InvalidSequence as exc:  # a sparse column can be constant on a fold of the fresh partition
+            logger.info("finalist %s left out: %s", options[i].label, exc)
+            options[i].scores.append(float("-inf"))
+    return options[min(finalists, key=lambda i: (-options[i].scores[1], len(options[i].features), i))]
 
 
 def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluator, protocol: str,
@@ -203,6 +225,6 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
         original_score=original, score=final, gain=final - original, mode=mode, search_score=chosen.scores[0],
         formulas=transformation.formulas, postfix=transformation.postfix, per_mode=per_mode,
         n_candidates=len(candidates), features=chosen.features, estimate=round(chosen.estimate, 6),
-        estimate_method=ESTIMATE_METHOD,
+        estimate_method=ESTIMATE_METHOD.format(k=evaluator.n_splits), chosen=chosen.label,
         finalists=[Finalist(label=o.label, n_features=len(o.features), cv_scores=[round(s, 6) for s in o.scores],
                             estimate=round(o.estimate, 6)) for o in options])

@@ -97,7 +97,8 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
                     pool=[("f0", "f1", "/")])
     labels = [f.label for f in result.finalists]
     assert labels[:4] == ["original", "teacher", "ml", "best:2"] and "bank:2" in labels
-    assert result.gain > 0.005 and result.estimate is not None and "partitions" in result.estimate_method
+    assert result.gain > 0.005 and result.estimate is not None and "fresh partition" in result.estimate_method
+    assert result.chosen in [f.label for f in result.finalists] and len(result.finalists[0].cv_scores) == 2
     product = [f for f in result.features if f.postfix == "[f0 f1 *]"]
     assert product and product[0].modes == ["ml"] and product[0].steps == ["latent"]
     saved = Transformation.load(tmp_path / "transformation.json")
