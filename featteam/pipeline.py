@@ -149,8 +149,9 @@ class Run:
         report.config = dataclasses.replace(self.config, base_url=redact_url(self.config.base_url))
         report.n_jobs, report.versions = self.n_jobs, versions()
         report.protocol, report.metric = self.config.protocol, evaluator.metric_name
-        if report.original_search_score is None:
-            report.original_search_score = evaluator.score_original()
+        # Always from this run's evaluator (cached in the score log): a resumed run whose scoring
+        # settings changed must not keep the old one.
+        report.original_search_score = evaluator.score_original()
         pool = self.screen(evaluator)
         context = RunContext(config=self.config, out=self.out, dataset=dataset, evaluator=evaluator,
                              progress=self.progress, api_key=self._api_key, pool=pool)

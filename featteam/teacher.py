@@ -43,6 +43,8 @@ RAW_CHARS = 200
 MESSAGE_CHARS = 300
 #: Characters of a valid transformation's text kept (``raw``).
 VALID_RAW_CHARS = 1000
+#: Exploration proposals scored at a time (the explorer sees the best so far between batches).
+EXPLORE_BATCH = 8
 #: How ``stopped_because`` starts when the teacher failed and exploration took over.
 TEACHER_FAILED = "teacher failed"
 
@@ -276,7 +278,7 @@ class GoldenSetBuilder:
     def _explore(self, bar) -> None:
         explorer = Explorer(self.n_features, self.grammar.max_length, self.grammar.max_features,
                             self.grammar.max_feature_length, random_state=self.random_state, pool=self.pool)
-        batch = max(8, 4 * max(1, self.evaluator.n_jobs))
+        batch = EXPLORE_BATCH  # not from n_jobs: the golden set must not depend on it
         attempts, max_attempts = 0, 30 * self.n_golden + 100
         while len(self.valid) < self.n_golden and attempts < max_attempts:
             need = self.n_golden - len(self.valid)

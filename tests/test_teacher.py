@@ -133,9 +133,11 @@ def test_explorer_proposals_are_valid_and_new():
 
 def test_golden_set_without_teacher_is_reproducible(tmp_path, evaluator):
     runs = []
-    for _ in range(2):
+    for n_jobs in (1, 4):  # the same golden set whatever n_jobs
+        evaluator.n_jobs = n_jobs
         builder = GoldenSetBuilder(evaluator, None, n_golden=15, random_state=3, progress=False)
         runs.append(builder.build())
+    evaluator.n_jobs = 1
     assert [e.tokens for e in runs[0]] == [e.tokens for e in runs[1]]
     valid = [e for e in runs[0] if e.valid]
     assert len(valid) == 15 and len({canonical_key(e.tokens) for e in valid}) == 15
