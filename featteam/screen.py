@@ -172,7 +172,19 @@ class FeatureScreen:
         return gains
 
     def gains(self, features: Iterable[Sequence[str]]) -> np.ndarray:
-        """Each feature's gain alone (cached; -inf for one that cannot be computed or is constant)."""
+        """Each feature's gain alone.
+
+        Parameters
+        ----------
+        features : iterable of token sequences
+            Single features (postfix, no separator) over ``f0..``.
+
+        Returns
+        -------
+        ndarray of float
+            The share of the base model's residual each explains on rows its bins were not
+            learnt on (cached; ``-inf`` for one that cannot be computed or is constant).
+        """
         features = [tuple(f) for f in features]
         todo = list(dict.fromkeys(f for f in features if f not in self._gains))
         for start in range(0, len(todo), self.chunk):
@@ -205,10 +217,27 @@ class FeatureScreen:
 
     def select(self, features: Iterable[Sequence[str]], max_features: int, min_gain: float = 0.002,
                pool: int = 200) -> list[ScreenedFeature]:
-        """Up to ``max_features`` features in the order to add them: greedy forward selection
-        (each the one that explains most of what the features chosen before it leave; its gain
-        then) among the ``pool`` best alone while the best adds at least ``min_gain``, then the
-        others in the order of their gain alone (each with what it adds to the greedy ones)."""
+        """Features in the order to add them.
+
+        Greedy forward selection (each the one that explains most of what the features chosen
+        before it leave) among the ``pool`` best alone while the best adds at least
+        ``min_gain``, then the others in the order of their gain alone.
+
+        Parameters
+        ----------
+        features : iterable of token sequences
+        max_features : int
+            Most features returned.
+        min_gain : float
+            The greedy part stops when no feature adds this much.
+        pool : int
+            Features (best alone) the selection looks at.
+
+        Returns
+        -------
+        list of ScreenedFeature
+            Each with its gain given the greedy features before it.
+        """
         candidates = [s.tokens for s in self.rank(features, top=pool)]
         if not candidates:
             return []
