@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-
 from .candidates import MODES, Candidate, Mode, median, top_k
 from .data import Dataset
 from .errors import FeatteamError
