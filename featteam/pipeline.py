@@ -186,7 +186,7 @@ class Run:
         from .screen import FeatureScreen
 
         start = time.perf_counter()
-        screen = evaluator.screen = FeatureScreen(evaluator, random_state=self.config.seed)
+        screen = evaluator.screen = FeatureScreen(evaluator, random_state=self.config.seed, n_jobs=evaluator.n_jobs)
         found = screen.search(self.config.max_feature_length, top=self.config.screen_pool)
         columns = list(evaluator.dataset.X.columns)
         self.report.screen = ScreenSummary(

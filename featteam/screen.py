@@ -72,10 +72,13 @@ class FeatureScreen:
         Candidates computed at once (memory: ``chunk x max_rows`` floats).
     n_repeats : int
         Random halvings of the rows the gains are averaged over.
+    n_jobs : int
+        Blocks of candidates (and folds of the base model) computed in parallel; the results
+        do not depend on it.
     """
 
     def __init__(self, evaluator: "Evaluator", random_state: int = 0, n_bins: int = 10, shrinkage: float = 20.0,
-                 max_rows: int = 5000, chunk: int = 512, n_repeats: int = 4) -> None:
+                 max_rows: int = 5000, chunk: int = 512, n_repeats: int = 4, n_jobs: int = 1) -> None:
         rng = np.random.default_rng(random_state)
         rows = np.asarray(evaluator.search_rows)
         if len(rows) > max_rows:
@@ -88,6 +91,7 @@ class FeatureScreen:
         # The imputed original columns, as the evaluator and a deployed transformation see them.
         self.X = evaluator._features(None, rows, np.arange(len(rows)))
         self.model = evaluator.model
+        self.n_jobs = n_jobs
         self.residual = self._base_residual(self.X, evaluator.y[rows])
         #: the halves the bins are learnt on, one per repetition (more repetitions, less noise)
         self.halves = [rng.permutation(len(rows)) < len(rows) // 2 for _ in range(n_repeats)]
@@ -110,9 +114,10 @@ class FeatureScreen:
             classes, codes = np.unique(y, return_inverse=True)
             folds = (StratifiedKFold(5, shuffle=True, random_state=self.random_state)
                      if np.bincount(codes).min() >= 5 else KFold(5, shuffle=True, random_state=self.random_state))
-            proba = cross_val_predict(model, X, codes, cv=folds, method="predict_proba")
+            proba = cross_val_predict(model, X, codes, cv=folds, method="predict_proba", n_jobs=self.n_jobs)
             return np.eye(len(classes))[codes] - proba
-        prediction = cross_val_predict(model, X, y, cv=KFold(5, shuffle=True, random_state=self.random_state))
+        prediction = cross_val_predict(model, X, y, cv=KFold(5, shuffle=True, random_state=self.random_state),
+                                       n_jobs=self.n_jobs)
         spread = float(np.std(y)) or 1.0
         return ((y - prediction) / spread).reshape(-1, 1)
 
@@ -187,11 +192,24 @@ class FeatureScreen:
         """
         features = [tuple(f) for f in features]
         todo = list(dict.fromkeys(f for f in features if f not in self._gains))
-        for start in range(0, len(todo), self.chunk):
-            block = todo[start:start + self.chunk]
-            for feature, gain in zip(block, self._gains_of(self.values(block), self.residual)):
-                self._gains[feature] = float(gain)
+        blocks = [todo[start:start + self.chunk] for start in range(0, len(todo), self.chunk)]
+        if self.n_jobs > 1 and len(blocks) > 1:
+            from joblib import Parallel, delayed
+            # Each block's gains depend on the block alone: the same numbers for any n_jobs.
+            results = Parallel(n_jobs=self.n_jobs)(delayed(self._block_gains)(block) for block in blocks)
+        else:
+            results = [self._block_gains(block) for block in blocks]
+        for block, gains in zip(blocks, results):
+            self._gains.update(zip(block, map(float, gains)))
         return np.array([self._gains[f] for f in features], dtype=np.float64)
+
+    def _block_gains(self, block: Sequence[Feature]) -> np.ndarray:
+        return self._gains_of(self.values(block), self.residual)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_gains"] = {}  # workers compute blocks; the cache stays here
+        return state
 
     def transformation_gain(self, tokens: Sequence[str]) -> float:
         """What a transformation's features add, by the screen: the sum of their positive gains."""

@@ -40,6 +40,8 @@ def test_the_screen_sees_training_rows_only_and_is_deterministic():
     dataset = prepare(_friedman(), "target")
     evaluator = Evaluator(dataset, "honest")
     first = FeatureScreen(evaluator, random_state=3).gains(FeatureScreen(evaluator).order1())
+    parallel = FeatureScreen(evaluator, random_state=3, n_jobs=2, chunk=64)
+    assert np.array_equal(parallel.gains(parallel.order1()), first)  # whatever n_jobs and the blocks
     assert set(FeatureScreen(evaluator).rows) <= set(evaluator.train_rows)
     # The test split's targets scrambled: not one gain moves.
     dataset.y = dataset.y.copy()
