@@ -292,7 +292,8 @@ def _cases(n: int, seed: int):
 def _apply(path) -> str:
     """What ``featteam show`` and ``featteam transform`` do with a file; the outcome's name."""
     transformation = Transformation.load(path)
-    assert transformation.formulas and transformation.postfix  # show
+    # show (an empty token list is the transformation that adds nothing: no formula)
+    assert transformation.postfix and (transformation.formulas or not transformation.tokens)
     again = Transformation.from_dict(transformation.to_dict())  # what it saves loads back
     assert again.tokens == transformation.tokens
     columns = transformation.input_columns

@@ -1,0 +1,58 @@
+"""Issue 13's "Done when" figures from a ``featteam bench`` results.csv (honest protocol).
+
+Usage: python benchmarks/done_when.py BENCH_OUT/results.csv
+
+Prints: featteam's and OpenFE's mean gain over the original features on the tables where both
+have a score; featteam >= OpenFE (a win, or a tie within 0.001) per table; the tables where
+featteam is more than 0.005 below the original features; each single mode's mean gain (when the
+results hold the mode rows: ``--methods ... teaming ml student teacher``); the median fit times;
+and, with several seeds, each method's mean spread (population standard deviation over seeds).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+
+TIE = 0.001
+BELOW = 0.005
+
+
+def main(path: str) -> None:
+    frame = pd.read_csv(path)
+    frame = frame[frame.protocol == "honest"]
+    ok = frame[frame.status == "ok"]
+    # Scores averaged over seeds per table, as the bench's own report does.
+    scores = ok.pivot_table(index="dataset", columns="method", values="score", aggfunc="mean")
+    original = scores["original"]
+    seconds = frame.pivot_table(index=["dataset", "seed"], columns="method", values="fit_seconds")
+
+    def gain(method: str, tables) -> float:
+        return float((scores.loc[tables, method] - original.loc[tables]).mean())
+
+    print("configurations:", frame.groupby("method").status.value_counts().to_dict())
+    both = scores.dropna(subset=["featteam", "openfe"]).index
+    difference = scores.loc[both, "featteam"] - scores.loc[both, "openfe"]
+    print(f"tables with both: {len(both)}; mean gain featteam {gain('featteam', both):+.4f}, "
+          f"openfe {gain('openfe', both):+.4f}")
+    print(f"featteam >= openfe (a win or a tie within {TIE}): {(difference >= -TIE).sum()} of {len(both)} "
+          f"(W/T/L {(difference > TIE).sum()}/{(difference.abs() <= TIE).sum()}/{(difference < -TIE).sum()})")
+    ours = scores["featteam"].dropna().index
+    below = scores.loc[ours, "featteam"] - original.loc[ours]
+    print(f"more than {BELOW} below the original features: {below[below < -BELOW].round(4).to_dict()}")
+    for method in ("featteam", "teaming", "ml", "student", "teacher", "openfe"):
+        if method in scores:
+            tables = scores[method].dropna().index
+            print(f"  {method:9s} mean gain {gain(method, tables):+.4f} over {len(tables)} tables")
+    if "openfe" in seconds:
+        ratio = seconds["featteam"].median() / seconds["openfe"].median()
+        print(f"median fit seconds: featteam {seconds['featteam'].median():.1f}, openfe "
+              f"{seconds['openfe'].median():.1f} ({ratio:.2f} x; a timeout counts at its limit)")
+    if frame.seed.nunique() > 1:
+        spread = ok.groupby(["method", "dataset"]).score.std(ddof=0).groupby("method").mean()
+        print("mean spread over seeds:", spread.round(4).to_dict())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
