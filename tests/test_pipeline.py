@@ -39,9 +39,9 @@ def test_fit_runs_all_steps_and_resumes(tmp_path, table, capfd):
                  "student_loss.png", "latent/latent.safetensors", "student/student.json"):
         assert (tmp_path / "run" / name).exists(), name
     result = report.result
-    # With this tiny budget a decoder may write only value-level duplicates (then it has no
-    # scored candidate to report); the golden set and at least two decoders always do.
-    assert "explore" in result.per_mode and len(set(result.per_mode) & {"ml", "student", "teaming"}) >= 2
+    # With this tiny budget a decoder may write only value-level errors (duplicates or constant
+    # columns: then it has no scored candidate to report); the golden set and a decoder always do.
+    assert "explore" in result.per_mode and set(result.per_mode) & {"ml", "student", "teaming"}
     # Masked decoding makes no structural error; only value-level ones (a feature equal to
     # another by value, or constant) can remain.
     for step in (report.steps.latent, report.steps.teaming):
