@@ -122,8 +122,10 @@ class FitConfig:
                                  "features of every mode", cli=True)
     screen_pool: int = setting(40, "screened features exploration draws from")
     max_selected_features: int = setting(12, "most new features in the chosen transformation (how many is "
-                                             "decided by cross-validation on the search rows, none included)",
-                                         cli=True)
+                                             "decided by measurement, none included)", cli=True)
+    validation_size: float = setting(0.2, "honest protocol: share of the training split held out of the search; "
+                                          "the output is chosen on these rows (0: chosen on a fresh partition of "
+                                          "the search rows into folds instead)", cli=True)
     # step 2: the latent model and its search
     search_top_k: int = setting(20, "golden examples the gradient search starts from")
     step_sizes: tuple[float, ...] = setting((1.0, 2.0, 3.0, 4.0, 5.0), "step sizes of the gradient search")
@@ -170,6 +172,8 @@ class FitConfig:
         for name in ("max_calls", "max_tokens", "max_search_rows", "student_max_steps", "search_trees"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1 when given")
+        if not 0.0 <= self.validation_size < 0.9:
+            raise FeatteamError(f"validation_size must be at least 0 and below 0.9, not {self.validation_size}")
         for name in ("teacher_share", "teaming_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise FeatteamError(f"{name} must be between 0 and 1, not {getattr(self, name)}")

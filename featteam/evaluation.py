@@ -126,13 +126,18 @@ class Evaluator:
         Honest protocol: trees of the forest the search's cross-validation fits (fewer: a
         cheaper, noisier search score); the reported score always uses the full model.  The
         paper protocol reports its search score, so it always uses the full model.
+    validation_size : float
+        Honest protocol: the share of the training split held out of the search (a stratified
+        sample, drawn with ``split_seed``): the screen, the golden set, the decoders and their
+        scores never see these rows, and the output is chosen on them
+        (:meth:`validation_score`).  0: no validation rows.  The paper protocol has none.
     """
 
     def __init__(self, dataset: Dataset, protocol: Protocol = "honest", model: str | BaseEstimator = "rf",
                  n_splits: int = 5, test_size: float = 0.2, split_seed: int = 0, n_jobs: int = 1,
                  max_length: int = DEFAULT_MAX_LENGTH, max_features: int = DEFAULT_MAX_FEATURES,
                  max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH, max_search_rows: int | None = None,
-                 search_trees: int | None = None) -> None:
+                 search_trees: int | None = None, validation_size: float = 0.0) -> None:
         if protocol not in PROTOCOLS:
             raise FeatteamError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         self.dataset = dataset
@@ -155,7 +160,13 @@ class Evaluator:
         self.max_search_rows = max_search_rows
         self.search_trees = search_trees if protocol == "honest" else None
         self.n_splits = n_splits
-        self.search_rows = self._sample_rows(self.protocol_rows, max_search_rows)
+        if not 0.0 <= validation_size < 1.0:
+            raise FeatteamError(f"validation_size must be in [0, 1), not {validation_size}")
+        self.validation_size = validation_size if protocol == "honest" else 0.0
+        search_pool, validation = self._hold_out(self.protocol_rows, self.validation_size)
+        #: rows of the training split no search step sees; the output is chosen on them (honest only)
+        self.validation_rows = self._sample_rows(validation, max_search_rows)
+        self.search_rows = self._sample_rows(search_pool, max_search_rows)
         self.folds = self._make_folds(self.search_rows)
         self.cache: dict[tuple[str, ...], Scored] = {}
         #: the cheap screen candidates pass before they are scored (featteam.screen; set by the run, or None)
@@ -175,6 +186,20 @@ class Evaluator:
         except ValueError:  # a class too rare to stratify on
             sample, _ = train_test_split(rows, train_size=limit, random_state=self.split_seed)
         return np.sort(sample)
+
+    def _hold_out(self, rows: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+        """``rows`` split into (kept, held out), the held-out part ``share`` of them, stratified."""
+        if share == 0.0:
+            return rows, rows[:0]
+        stratify = self.y[rows] if self.task == "classification" else None
+        try:
+            kept, held = train_test_split(rows, test_size=share, random_state=self.split_seed, stratify=stratify)
+        except ValueError:  # a class too rare to stratify on
+            kept, held = train_test_split(rows, test_size=share, random_state=self.split_seed)
+        if len(held) < 2 * self.n_splits:
+            raise FeatteamError(f"validation_size={share} holds out only {len(held)} rows: too few to choose on "
+                                "(a larger share, or validation_size=0)")
+        return np.sort(kept), np.sort(held)
 
     def _make_folds(self, rows: np.ndarray, seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         splitter = (StratifiedKFold if self.task == "classification" else KFold)(
@@ -325,6 +350,28 @@ class Evaluator:
         folds = self.folds if repeat == 0 else self._make_folds(self.search_rows, self.split_seed + repeat)
         return self._cv_score(tokens, folds=folds)
 
+    def validation_score(self, tokens: Sequence[str] | None) -> float:
+        """The score on the validation rows (honest protocol with ``validation_size`` > 0): the
+        transformation and the full downstream model fitted on the search rows, the held-out
+        rows scored once.  No search step has seen those rows, so choosing among a few
+        finalists by this score does not inherit the search's luck.
+
+        Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
+        if not len(self.validation_rows):
+            raise FeatteamError("this evaluator holds out no validation rows (honest protocol, validation_size > 0)")
+        if tokens:
+            self._check_unlimited(tokens)
+        return self._fit_and_score(tokens, self.search_rows, self.validation_rows)
+
+    def _fit_and_score(self, tokens: Sequence[str] | None, fit_rows: np.ndarray, score_rows: np.ndarray) -> float:
+        """Fit the transformation and the full model on ``fit_rows``; the metric on ``score_rows``."""
+        rows = np.concatenate([fit_rows, score_rows])
+        n_fit = len(fit_rows)
+        features = self._features(tokens, rows, np.arange(n_fit))
+        model = make_model(self.task, self.model)
+        model.fit(features[:n_fit], self.y[fit_rows])
+        return self.metric(self.y[score_rows], model.predict(features[n_fit:]))
+
     def final_score(self, tokens: Sequence[str] | None) -> float:
         """The reported score. paper: the CV score on the test split; honest: fit the
         transformation and the model on the training split, score the test split once."""
@@ -337,12 +384,7 @@ class Evaluator:
             if not result.valid:
                 raise InvalidSequence(result.error, result.message)
             return float(result.score)
-        rows = np.concatenate([self.train_rows, self.test_rows])
-        features = self._features(tokens, rows, np.arange(len(self.train_rows)))
-        n_train = len(self.train_rows)
-        model = make_model(self.task, self.model)
-        model.fit(features[:n_train], self.y[self.train_rows])
-        return self.metric(self.y[self.test_rows], model.predict(features[n_train:]))
+        return self._fit_and_score(tokens, self.train_rows, self.test_rows)
 
     def generation_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What another method (a benchmark peer) may learn new columns from: ``(X_fit, y_fit,

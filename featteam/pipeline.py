@@ -127,10 +127,11 @@ class Run:
                               n_jobs=self.n_jobs, max_length=self.config.max_length,
                               max_features=self.config.max_features,
                               max_feature_length=self.config.max_feature_length,
-                              max_search_rows=self.config.max_search_rows, search_trees=self.config.search_trees)
+                              max_search_rows=self.config.max_search_rows, search_trees=self.config.search_trees,
+                              validation_size=self.config.validation_size)
         # Scores depend on the data and on how they are computed, not on the search settings.
         scoring = self.config.key("protocol", "downstream_model", "max_length", "max_features",
-                                  "max_feature_length", "max_search_rows", "search_trees")
+                                  "max_feature_length", "max_search_rows", "search_trees", "validation_size")
         evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}.jsonl")
         return dataset, evaluator
 

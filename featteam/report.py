@@ -222,7 +222,8 @@ class Finalist:
 
     label: str
     n_features: int
-    #: mean CV score over the search folds, then over the fresh partition where it was scored again
+    #: mean CV score over the search folds, then, for the best few, the score on rows the search did not
+    #: use (the validation rows, or a fresh partition of the search rows into folds without them)
     cv_scores: list[float]
     estimate: float
 

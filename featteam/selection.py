@@ -6,9 +6,13 @@ two and of the best three candidates together, the transformations assembled fro
 screen's own search, in the screen's greedy order (each feature the one that adds most to
 the ones before it) - cut after 2, 4, 8, 12, ... features and whole, and the original features alone.
 All are scored by cross-validation on the search rows; the best three and the original
-features are scored again on a fresh partition of those rows into folds, and the best there
-wins (ties: fewer features).  Under the honest protocol none of this sees the test
-split: it is scored once, after the choice.
+features are then scored on rows the search did not use, and the best there wins (ties: fewer
+features).  Under the honest protocol those are the **validation rows**, a share of the
+training split (``validation_size``) that the screen, the golden set and the decoders never
+saw: the search's choice of features cannot have learnt their noise.  Without them (the
+paper protocol, or ``validation_size=0``) a fresh partition of the search rows into folds
+is used instead.  Under the honest protocol none of this sees the test split: it is scored
+once, after the choice.
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ logger = logging.getLogger(__name__)
 
 #: Bank prefixes compared (cut at ``max_selected_features``).
 PREFIX_SIZES = (2, 4, 8, 12, 16, 24, 32)
-#: Finalists scored again on a second partition of the search rows into folds.
+#: Finalists scored again on rows the search did not use (besides the original features).
 RESCORED = 3
 #: The step each mode belongs to (from the steps' own lists).
 STEP_OF_MODE = {mode: step.name for step in STEPS for mode in step.modes}
 ESTIMATE_METHOD = ("{k}-fold CV score on the search rows, on a fresh partition into folds (not the search's, "
                    "where the finalists were picked); the test split is not used")
+VALIDATION_METHOD = ("score on the {n} validation rows (a share of the training split the search never used), "
+                     "transformation and model fitted on the search rows; the best of {m} finalists there; the "
+                     "test split is not used")
 
 
 def versions() -> dict[str, str]:
@@ -61,7 +68,7 @@ class _Option:
 
     @property
     def estimate(self) -> float:
-        """The score on the fresh partition where there is one, else on the search folds."""
+        """The score on the rows the search did not use where there is one, else on the search folds."""
         return float(self.scores[-1])
 
 
@@ -160,19 +167,28 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
 
 def choose(options: list[_Option], evaluator: Evaluator) -> _Option:
     """The best finalist.  The :data:`RESCORED` best on the search folds and the original
-    features (``options[0]``) are scored on a fresh partition of the search rows into folds,
-    and the best there wins (ties: fewer features, then the earlier): a mode's best is the
-    maximum of many scores on the search folds, so its score there is biased upwards, and the
-    fresh partition does not share that luck."""
+    features (``options[0]``) are scored on the validation rows (or, without them, on a fresh
+    partition of the search rows into folds), and the best there wins (ties: fewer features,
+    then the earlier): a mode's best is the maximum of many scores on the search folds, and its
+    features were picked by what they explain on the search rows, so its score there is biased
+    upwards; rows the search never saw do not share that luck."""
     first = sorted(range(len(options)), key=lambda i: (-options[i].scores[0], len(options[i].features), i))
     finalists = sorted(set(first[:RESCORED]) | {0})
+    validated = len(evaluator.validation_rows) > 0
     for i in finalists:
         try:
-            options[i].scores.append(evaluator.cv_score(options[i].tokens, repeat=1))
-        except InvalidSequence as exc:  # a sparse column can be constant on a fold of the fresh partition
+            options[i].scores.append(evaluator.validation_score(options[i].tokens) if validated
+                                     else evaluator.cv_score(options[i].tokens, repeat=1))
+        except InvalidSequence as exc:  # a sparse column can be constant on a fold or on the validation rows
             logger.info("finalist %s left out: %s", options[i].label, exc)
             options[i].scores.append(float("-inf"))
     return options[min(finalists, key=lambda i: (-options[i].scores[1], len(options[i].features), i))]
+
+
+def _estimate_method(evaluator: Evaluator, options: list[_Option]) -> str:
+    if len(evaluator.validation_rows):
+        return VALIDATION_METHOD.format(n=len(evaluator.validation_rows), m=sum(len(o.scores) > 1 for o in options))
+    return ESTIMATE_METHOD.format(k=evaluator.n_splits)
 
 
 def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluator, protocol: str,
@@ -223,6 +239,6 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
         original_score=original, score=final, gain=final - original, mode=mode, search_score=chosen.scores[0],
         formulas=transformation.formulas, postfix=transformation.postfix, per_mode=per_mode,
         n_candidates=len(candidates), features=chosen.features, estimate=round(chosen.estimate, 6),
-        estimate_method=ESTIMATE_METHOD.format(k=evaluator.n_splits), chosen=chosen.label,
+        estimate_method=_estimate_method(evaluator, options), chosen=chosen.label,
         finalists=[Finalist(label=o.label, n_features=len(o.features), cv_scores=[round(s, 6) for s in o.scores],
                             estimate=round(o.estimate, 6)) for o in options])

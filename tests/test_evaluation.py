@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from featteam.data import load_dataset, prepare
+from featteam.errors import FeatteamError
 from featteam.evaluation import Evaluator, one_minus_rae
 from featteam.expr import ErrorKind, Transformation
 
@@ -56,6 +57,32 @@ def test_honest_protocol_never_uses_test_rows_for_search(small_regression):
     evaluator2 = Evaluator(dataset, "honest")
     assert evaluator2.score(["f0", "f1", "*"]).score == before
     assert evaluator2.final_score(["f0", "f1", "*"]) != evaluator.final_score(["f0", "f1", "*"])
+
+
+def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_regression, small_classification):
+    stratified = Evaluator(prepare(small_classification, "target"), "honest", validation_size=0.25)
+    y = stratified.dataset.y
+    assert len(stratified.validation_rows) == 40 and abs(y[stratified.validation_rows].mean() - y.mean()) < 0.1
+    dataset = prepare(small_regression, "target")
+    evaluator = Evaluator(dataset, "honest", validation_size=0.25)
+    search, validation = set(evaluator.search_rows), set(evaluator.validation_rows)
+    assert not search & validation and search | validation == set(evaluator.train_rows)
+    tokens = ["f0", "f1", "*"]
+    before = evaluator.score(tokens).score
+    # The search never reads the validation rows' targets; the validation score does.
+    dataset.y = dataset.y.copy()
+    dataset.y[evaluator.validation_rows] = 0.0
+    scrambled = Evaluator(dataset, "honest", validation_size=0.25)
+    assert scrambled.score(tokens).score == before
+    assert scrambled.validation_score(tokens) != evaluator.validation_score(tokens)
+    assert evaluator.validation_score(tokens) > evaluator.validation_score(None) + 0.1  # the product is the target
+    # The paper protocol and validation_size=0 hold nothing out; asking for a score there is a clear error.
+    for other in (Evaluator(dataset, "paper", validation_size=0.25), Evaluator(dataset, "honest")):
+        assert len(other.validation_rows) == 0
+        with pytest.raises(FeatteamError, match="no validation rows"):
+            other.validation_score(tokens)
+    with pytest.raises(FeatteamError, match="too few"):
+        Evaluator(dataset, "honest", validation_size=0.02)
 
 
 def test_new_features_help_on_a_product_target(small_regression):

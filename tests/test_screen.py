@@ -91,15 +91,16 @@ def _scored(evaluator, mode, tokens):
 @pytest.mark.slow  # downstream CV scores: the full suite
 def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from(tmp_path):
     dataset = prepare(_friedman(), "target")
-    evaluator = Evaluator(dataset, "honest")
+    evaluator = Evaluator(dataset, "honest", validation_size=0.2)
     evaluator.screen = FeatureScreen(evaluator)
+    assert set(evaluator.screen.rows) <= set(evaluator.search_rows)
     candidates = [_scored(evaluator, Mode.ML, ["f0", "f1", "*", SEP, "f3", "sin"]),
                   _scored(evaluator, Mode.TEACHER, ["f2", "f4", "+"])]
     result = select(candidates, dataset, evaluator, "honest", tmp_path, max_selected_features=4,
                     pool=[("f0", "f1", "/")])
     labels = [f.label for f in result.finalists]
     assert labels[:4] == ["original", "teacher", "ml", "best:2"] and "bank:2" in labels
-    assert result.gain > 0.005 and result.estimate is not None and "fresh partition" in result.estimate_method
+    assert result.gain > 0.005 and result.estimate is not None and "validation rows" in result.estimate_method
     assert result.chosen in [f.label for f in result.finalists] and len(result.finalists[0].cv_scores) == 2
     product = [f for f in result.features if f.postfix == "[f0 f1 *]"]
     assert product and product[0].modes == ["ml"] and product[0].steps == ["latent"]
