@@ -337,8 +337,9 @@ def test_hostile_transformation_files(tmp_path):
     assert sum(outcomes.values()) == N_CASES
     assert outcomes.get("applied", 0) >= 200  # the mutations leave many files valid: those are applied
     assert outcomes.get("TransformationError", 0) >= 2_000
-    assert slowest[0] < 5.0, slowest
-    assert total < 60.0
+    # Not a timing target (those live in the benchmarks): a file that made the reader hang or
+    # blow up (a huge allocation, a deep recursion) would take far longer than this on any machine.
+    assert slowest[0] < 30.0, slowest
 
 
 def test_the_cases_are_the_same_for_a_seed():
