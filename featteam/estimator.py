@@ -38,6 +38,10 @@ class FeatTeam(TransformerMixin, BaseEstimator):
     random_state : int
     n_jobs : int
         Parallel scoring jobs; results do not depend on it.
+    scheduler : str, optional
+        A Dask scheduler's address (``tcp://HOST:PORT``): score and screen candidates on its
+        workers instead of ``n_jobs`` local processes (needs ``featteam[cluster]``); results do
+        not depend on it.
     progress : bool
     settings : dict, optional
         Overrides of the preset's settings (any field of ``featteam.config.FitConfig``).
@@ -55,7 +59,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
 
     def __init__(self, preset: str = "quick", protocol: str = "honest", teacher: str = "local", task: str | None = None,
                  run_dir: str | None = None, keep_original: bool = True, random_state: int = 0, n_jobs: int = -1,
-                 progress: bool = False, settings: dict | None = None) -> None:
+                 progress: bool = False, settings: dict | None = None, scheduler: str | None = None) -> None:
         self.preset = preset
         self.protocol = protocol
         self.teacher = teacher
@@ -66,6 +70,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.progress = progress
         self.settings = settings
+        self.scheduler = scheduler
 
     def fit(self, X, y) -> "FeatTeam":
         """Search a transformation for ``X`` and ``y``.
@@ -129,7 +134,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         config = FitConfig.from_preset(self.preset, **{**(self.settings or {}), "protocol": self.protocol,
                                                        "teacher": self.teacher, "seed": self.random_state})
         run = Run(directory / "run", data_path, target, config, n_jobs=self.n_jobs, progress=self.progress,
-                  task=self.task)
+                  task=self.task, scheduler=self.scheduler)
         self.report_ = run.execute()
         self.transformation_ = Transformation.load(directory / "run" / "transformation.json")
 

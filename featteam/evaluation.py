@@ -33,6 +33,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from .data import Dataset, Task
+from .engine import Engine, LocalEngine
 from .errors import FeatteamError
 from .expr import ErrorKind, InvalidSequence, check_structure, check_values, evaluate
 from .expr.imputation import fill_missing, fit_medians
@@ -99,6 +100,10 @@ class Scored:
         return self.error is None
 
 
+#: Fewest validation rows worth choosing on; a table too small for them holds none out.
+MIN_VALIDATION_ROWS = 20
+
+
 class Evaluator:
     """Scores transformations of one dataset under one protocol.
 
@@ -115,7 +120,7 @@ class Evaluator:
     split_seed : int
         Seed of the train/test split and of the folds (0 in the literature).
     n_jobs : int
-        Candidates scored in parallel.
+        Candidates scored in parallel (on this machine; see ``engine``).
     max_length, max_features, max_feature_length : int
         Limits a candidate must respect.
     max_search_rows : int, optional
@@ -131,13 +136,18 @@ class Evaluator:
         sample, drawn with ``split_seed``): the screen, the golden set, the decoders and their
         scores never see these rows, and the output is chosen on them
         (:meth:`validation_score`).  0: no validation rows.  The paper protocol has none.
+    engine : Engine, optional
+        Where candidates are scored (:mod:`featteam.engine`): by default ``n_jobs`` processes
+        on this machine; a :class:`~featteam.engine.DaskEngine` scores them on a cluster.
+        The scores do not depend on it.
     """
 
     def __init__(self, dataset: Dataset, protocol: Protocol = "honest", model: str | BaseEstimator = "rf",
                  n_splits: int = 5, test_size: float = 0.2, split_seed: int = 0, n_jobs: int = 1,
                  max_length: int = DEFAULT_MAX_LENGTH, max_features: int = DEFAULT_MAX_FEATURES,
                  max_feature_length: int = DEFAULT_MAX_FEATURE_LENGTH, max_search_rows: int | None = None,
-                 search_trees: int | None = None, validation_size: float = 0.0) -> None:
+                 search_trees: int | None = None, validation_size: float = 0.0,
+                 engine: "Engine | None" = None) -> None:
         if protocol not in PROTOCOLS:
             raise FeatteamError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
         self.dataset = dataset
@@ -148,6 +158,7 @@ class Evaluator:
         self.metric = METRICS[self.metric_name]
         from joblib import effective_n_jobs
         self.n_jobs = int(effective_n_jobs(n_jobs))  # -1: all cores
+        self.engine: Engine = LocalEngine(self.n_jobs) if engine is None else engine
         self.max_length, self.max_features = max_length, max_features
         self.max_feature_length = max_feature_length
         self.split_seed = split_seed
@@ -175,31 +186,33 @@ class Evaluator:
         self.cache_path: Path | None = None
         self._torn_tail = False  # the score log's last line lacks its newline (a killed append)
 
+    def _split_rows(self, rows: np.ndarray, **size: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``rows`` in two parts (``train_test_split``'s sizes), stratified by class where the
+        classes allow it, drawn with ``split_seed``; each part sorted."""
+        stratify = self.y[rows] if self.task == "classification" else None
+        try:
+            first, second = train_test_split(rows, random_state=self.split_seed, stratify=stratify, **size)
+        except ValueError:  # a class too rare to stratify on
+            first, second = train_test_split(rows, random_state=self.split_seed, **size)
+        return np.sort(first), np.sort(second)
+
     def _sample_rows(self, rows: np.ndarray, limit: int | None) -> np.ndarray:
         if limit is None or len(rows) <= limit:
             return rows
         if limit < 4 * self.n_splits:
             raise FeatteamError(f"max_search_rows={limit} is too small for {self.n_splits}-fold CV")
-        stratify = self.y[rows] if self.task == "classification" else None
-        try:
-            sample, _ = train_test_split(rows, train_size=limit, random_state=self.split_seed, stratify=stratify)
-        except ValueError:  # a class too rare to stratify on
-            sample, _ = train_test_split(rows, train_size=limit, random_state=self.split_seed)
-        return np.sort(sample)
+        return self._split_rows(rows, train_size=limit)[0]
 
     def _hold_out(self, rows: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
         """``rows`` split into (kept, held out), the held-out part ``share`` of them, stratified."""
         if share == 0.0:
             return rows, rows[:0]
-        stratify = self.y[rows] if self.task == "classification" else None
-        try:
-            kept, held = train_test_split(rows, test_size=share, random_state=self.split_seed, stratify=stratify)
-        except ValueError:  # a class too rare to stratify on
-            kept, held = train_test_split(rows, test_size=share, random_state=self.split_seed)
-        if len(held) < 2 * self.n_splits:
-            raise FeatteamError(f"validation_size={share} holds out only {len(held)} rows: too few to choose on "
-                                "(a larger share, or validation_size=0)")
-        return np.sort(kept), np.sort(held)
+        kept, held = self._split_rows(rows, test_size=share)
+        if len(held) < MIN_VALIDATION_ROWS:
+            logger.warning("validation_size=%s would hold out only %d rows, too few to choose on: the output is "
+                           "chosen on a fresh partition of the search rows instead", share, len(held))
+            return rows, rows[:0]
+        return kept, held
 
     def _make_folds(self, rows: np.ndarray, seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         splitter = (StratifiedKFold if self.task == "classification" else KFold)(
@@ -311,16 +324,12 @@ class Evaluator:
 
     def score_many(self, sequences: Iterable[Sequence[str]], progress: bool = False,
                    desc: str = "scoring") -> list[Scored]:
-        """Score many sequences, ``n_jobs`` at a time; the same results for any ``n_jobs``."""
+        """Score many sequences on the engine (``n_jobs`` at a time by default); the same results
+        for any ``n_jobs`` and on any engine."""
         sequences = [tuple(s) for s in sequences]
         todo = list(dict.fromkeys(s for s in sequences if s not in self.cache))
         if todo:
-            if self.n_jobs == 1 or len(todo) == 1:
-                from tqdm.auto import tqdm
-                results = [_score_one(self, s) for s in tqdm(todo, desc=desc, disable=not progress, leave=False)]
-            else:
-                from joblib import Parallel, delayed
-                results = Parallel(n_jobs=self.n_jobs, batch_size=1)(delayed(_score_one)(self, s) for s in todo)
+            results = self.engine.map(_score_one, self, todo, progress=progress, desc=desc)
             for s, r in zip(todo, results):
                 self.cache[s] = r
             self.n_scored += len(todo)
@@ -427,6 +436,7 @@ class Evaluator:
         state = dict(self.__dict__)
         state["cache"] = {}  # workers need not receive the cache
         state["screen"] = None  # nor the screen
+        state["engine"] = None  # nor where they run (a cluster connection does not travel)
         state["cache_path"] = None
         return state
 

@@ -18,6 +18,7 @@ from .candidates import Candidate
 from .config import PRESETS, FitConfig
 from .data import Dataset, load_dataset
 from .errors import FeatteamError
+from .engine import Engine, make_engine
 from .evaluation import Evaluator
 from .llm.base import redact_url
 from .records import read_jsonl, write_jsonl
@@ -48,16 +49,21 @@ class Run:
     progress : bool
     task, nan, drop_redundant
         How the table is read (:func:`featteam.data.load_dataset`).
+    scheduler : str, optional
+        A Dask scheduler's address (``tcp://HOST:PORT``): candidates are scored and screened on
+        its workers (:class:`featteam.engine.DaskEngine`) instead of ``n_jobs`` local processes.
+        Results do not depend on it.
     """
 
     def __init__(self, out: str | Path, data: str | Path, target: str, config: FitConfig, n_jobs: int = -1,
                  api_key: str | None = None, progress: bool = True, task: str | None = None,
-                 nan: str = "impute", drop_redundant: bool = False) -> None:
+                 nan: str = "impute", drop_redundant: bool = False, scheduler: str | None = None) -> None:
         self.out = Path(out)
         self.data_path = Path(data)
         self.target = target
         self.config = config
         self.n_jobs = n_jobs
+        self.scheduler = scheduler
         self._api_key = api_key
         self.progress = progress
         self.task, self.nan, self.drop_redundant = task, nan, drop_redundant
@@ -120,10 +126,11 @@ class Run:
 
     # -- the run ---------------------------------------------------------------------
 
-    def load(self) -> tuple[Dataset, Evaluator]:
+    def load(self, engine: Engine | None = None) -> tuple[Dataset, Evaluator]:
         dataset = load_dataset(self.data_path, self.target, task=self.task, nan=self.nan,
                                drop_redundant=self.drop_redundant)
         evaluator = Evaluator(dataset, protocol=self.config.protocol, model=self.config.downstream_model,
+                              engine=engine,
                               n_jobs=self.n_jobs, max_length=self.config.max_length,
                               max_features=self.config.max_features,
                               max_feature_length=self.config.max_feature_length,
@@ -140,7 +147,14 @@ class Run:
         if stop_after not in STEP_NAMES:
             raise FeatteamError(f"--stop-after must be one of {', '.join(STEP_NAMES)}")
         start = time.perf_counter()
-        dataset, evaluator = self.load()  # a bad table fails before the run directory is made
+        engine = make_engine(self.n_jobs, self.scheduler)
+        try:
+            return self._execute(stop_after, start, engine)
+        finally:
+            engine.close()
+
+    def _execute(self, stop_after: str, start: float, engine: Engine) -> RunReport:
+        dataset, evaluator = self.load(engine)  # a bad table fails before the run directory is made
         self.out.mkdir(parents=True, exist_ok=True)
         report = self.report
         report.data = DataSummary(path=str(self.data_path), name=dataset.name, rows=dataset.n_rows,
@@ -149,6 +163,7 @@ class Run:
         # No credentials in a file: the endpoint is recorded without its user, password or key.
         report.config = dataclasses.replace(self.config, base_url=redact_url(self.config.base_url))
         report.n_jobs, report.versions = self.n_jobs, versions()
+        report.engine = engine.describe()
         report.protocol, report.metric = self.config.protocol, evaluator.metric_name
         # Always from this run's evaluator (cached in the score log): a resumed run whose scoring
         # settings changed must not keep the old one.
@@ -187,7 +202,8 @@ class Run:
         from .screen import FeatureScreen
 
         start = time.perf_counter()
-        screen = evaluator.screen = FeatureScreen(evaluator, random_state=self.config.seed, n_jobs=evaluator.n_jobs)
+        screen = evaluator.screen = FeatureScreen(evaluator, random_state=self.config.seed, n_jobs=evaluator.n_jobs,
+                                                   engine=evaluator.engine)
         found = screen.search(self.config.max_feature_length, top=self.config.screen_pool)
         columns = list(evaluator.dataset.X.columns)
         self.report.screen = ScreenSummary(

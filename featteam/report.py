@@ -277,6 +277,8 @@ class RunReport:
     data: DataSummary | None = None
     config: FitConfig | None = None
     n_jobs: int | None = None
+    #: where candidates were scored (this machine, or a Dask cluster's address and worker threads)
+    engine: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     protocol: str | None = None
     metric: str | None = None

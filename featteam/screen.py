@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
+from .engine import Engine, LocalEngine
 from .expr import BINARY, UNARY, InvalidSequence, evaluate, split_features
 from .expr.vocab import feature_token
 
@@ -75,10 +76,15 @@ class FeatureScreen:
     n_jobs : int
         Blocks of candidates (and folds of the base model) computed in parallel; the results
         do not depend on it.
+    engine : Engine, optional
+        Where the blocks are computed (default: ``n_jobs`` processes on this machine; a
+        :class:`~featteam.engine.DaskEngine` computes them on a cluster).  The gains do not
+        depend on it.
     """
 
     def __init__(self, evaluator: "Evaluator", random_state: int = 0, n_bins: int = 10, shrinkage: float = 20.0,
-                 max_rows: int = 5000, chunk: int = 512, n_repeats: int = 4, n_jobs: int = 1) -> None:
+                 max_rows: int = 5000, chunk: int = 512, n_repeats: int = 4, n_jobs: int = 1,
+                 engine: "Engine | None" = None) -> None:
         rng = np.random.default_rng(random_state)
         rows = np.asarray(evaluator.search_rows)
         if len(rows) > max_rows:
@@ -92,6 +98,7 @@ class FeatureScreen:
         self.X = evaluator._features(None, rows, np.arange(len(rows)))
         self.model = evaluator.model
         self.n_jobs = n_jobs
+        self.engine: Engine = LocalEngine(n_jobs) if engine is None else engine
         self.residual = self._base_residual(self.X, evaluator.y[rows])
         #: the halves the bins are learnt on, one per repetition (more repetitions, less noise)
         self.halves = [rng.permutation(len(rows)) < len(rows) // 2 for _ in range(n_repeats)]
@@ -193,22 +200,16 @@ class FeatureScreen:
         features = [tuple(f) for f in features]
         todo = list(dict.fromkeys(f for f in features if f not in self._gains))
         blocks = [todo[start:start + self.chunk] for start in range(0, len(todo), self.chunk)]
-        if self.n_jobs > 1 and len(blocks) > 1:
-            from joblib import Parallel, delayed
-            # Each block's gains depend on the block alone: the same numbers for any n_jobs.
-            results = Parallel(n_jobs=self.n_jobs)(delayed(self._block_gains)(block) for block in blocks)
-        else:
-            results = [self._block_gains(block) for block in blocks]
+        # Each block's gains depend on the block alone: the same numbers for any n_jobs or engine.
+        results = self.engine.map(_block_gains, self, blocks, desc="screening")
         for block, gains in zip(blocks, results):
             self._gains.update(zip(block, map(float, gains)))
         return np.array([self._gains[f] for f in features], dtype=np.float64)
 
-    def _block_gains(self, block: Sequence[Feature]) -> np.ndarray:
-        return self._gains_of(self.values(block), self.residual)
-
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_gains"] = {}  # workers compute blocks; the cache stays here
+        state["engine"] = None  # and where they run stays here
         return state
 
     def transformation_gain(self, tokens: Sequence[str]) -> float:
@@ -332,3 +333,8 @@ class FeatureScreen:
 
 
 __all__ = ["FeatureScreen", "ScreenedFeature"]
+
+
+def _block_gains(screen: FeatureScreen, block: Sequence[Feature]) -> np.ndarray:
+    """One block's gains (a module-level function: an engine sends it to its workers by name)."""
+    return screen._gains_of(screen.values(block), screen.residual)

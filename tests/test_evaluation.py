@@ -81,8 +81,8 @@ def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_
         assert len(other.validation_rows) == 0
         with pytest.raises(FeatteamError, match="no validation rows"):
             other.validation_score(tokens)
-    with pytest.raises(FeatteamError, match="too few"):
-        Evaluator(dataset, "honest", validation_size=0.02)
+    # Too small a share for a choice (3 rows): none held out, said in the log.
+    assert len(Evaluator(dataset, "honest", validation_size=0.02).validation_rows) == 0
 
 
 def test_new_features_help_on_a_product_target(small_regression):
