@@ -51,13 +51,16 @@ DEFAULT_TEAMING_LAMBDA = 0.5
 #: stratified sample (``max_search_rows``: 2000 rows for demo and quick, as the benchmarks run
 #: them, 5000 for default; paper: every row, as the literature); the reported score uses every row.
 PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {"n_golden": 40, "search_trees": 50, "max_search_rows": 2000, "teacher_share": 0.2, "max_teacher_rounds": 1, "search_top_k": 5,
+    "demo": {"n_golden": 40, "search_trees": 50, "max_search_rows": 2000, "teacher_share": 0.2,
+             "max_teacher_rounds": 1, "search_top_k": 5,
              "step_sizes": (1.0, 3.0, 5.0), "beam": 3, "latent_epochs": 45, "latent_max_seconds": 600.0,
              "student_epochs": 1, "student_max_seconds": 900.0, "student_samples": 16},
-    "quick": {"n_golden": 30, "search_trees": 50, "max_search_rows": 2000, "teacher_share": 0.25, "max_teacher_rounds": 1, "search_top_k": 4,
+    "quick": {"n_golden": 30, "search_trees": 50, "max_search_rows": 2000, "teacher_share": 0.25,
+              "max_teacher_rounds": 1, "search_top_k": 4,
               "step_sizes": (1.0, 3.0, 5.0), "beam": 3, "latent_epochs": 40, "latent_max_seconds": 600.0,
               "student_epochs": 1, "student_max_seconds": 900.0, "student_samples": 12},
-    "default": {"n_golden": 100, "max_search_rows": 5000, "teacher_share": 0.2, "max_teacher_rounds": 3, "search_top_k": 10,
+    "default": {"n_golden": 100, "max_search_rows": 5000, "teacher_share": 0.2, "max_teacher_rounds": 3,
+                "search_top_k": 10,
                 "step_sizes": (1.0, 2.0, 3.0, 4.0, 5.0), "beam": 5, "latent_epochs": 60,
                 "latent_max_seconds": 1200.0, "student_epochs": 10, "student_max_steps": 40,
                 "student_max_seconds": 1800.0, "student_samples": 32},
@@ -109,7 +112,8 @@ class FitConfig:
     downstream_model: DownstreamModel = setting("rf", "downstream model: rf (RandomForest, the literature's) or et",
                                                 cli=True, aliases=("--model-downstream",))
     max_search_rows: int | None = setting(None, "score candidates on a stratified sample of this many rows (large "
-                                                "tables); the reported score uses every row", cli=True)
+                                                "tables; 0: every row; the presets set it); the reported score uses "
+                                                "every row", cli=True)
     search_trees: int | None = setting(None, "honest protocol: trees of the forest the search's cross-validation "
                                              "fits (None: the downstream model's 100; fewer is cheaper and noisier); "
                                              "the reported score always uses the full model", cli=True)
@@ -172,7 +176,9 @@ class FitConfig:
             raise FeatteamError(f"teacher_timeout must be a positive number of seconds, not {self.teacher_timeout}")
         if self.teacher_retries < 0:
             raise FeatteamError(f"teacher_retries must not be negative, not {self.teacher_retries}")
-        for name in ("max_calls", "max_tokens", "max_search_rows", "student_max_steps", "search_trees"):
+        if self.max_search_rows is not None and self.max_search_rows < 0:
+            raise FeatteamError("max_search_rows must be 0 (every row) or a number of rows")
+        for name in ("max_calls", "max_tokens", "student_max_steps", "search_trees"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1 when given")
         if not 0.0 <= self.validation_size < 0.9:

@@ -20,6 +20,7 @@ workers.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from .errors import FeatteamError
@@ -82,6 +83,23 @@ class LocalEngine:
         pass
 
 
+#: Libraries whose versions decide the scores: a worker must run the same ones as the client.
+SCORING_LIBRARIES = ("featteam", "numpy", "scipy", "pandas", "scikit-learn")
+
+
+def library_versions() -> dict[str, str | None]:
+    """The versions of :data:`SCORING_LIBRARIES` in this process (run on each worker too)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in SCORING_LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 class DaskEngine:
     """The workers of a Dask ``distributed`` cluster.
 
@@ -90,18 +108,28 @@ class DaskEngine:
     address : str
         The scheduler's address, ``tcp://HOST:PORT``.
     timeout : float
-        Seconds to wait for the scheduler when connecting.
+        Seconds to wait for the scheduler, and for a first worker, when connecting.
     retries : int
         Times a task that *raised* is run again (a task whose worker died is run again by the
         scheduler itself, up to its ``allowed-failures``).
+    worker_wait : float
+        Seconds a map waits while the cluster has no worker at all before it fails.
 
     Raises
     ------
     FeatteamError
-        When ``distributed`` is not installed or the scheduler cannot be reached.
+        When ``distributed`` is not installed, the scheduler cannot be reached, no worker
+        joins within ``timeout``, or a worker runs other versions of the libraries that decide
+        the scores (:data:`SCORING_LIBRARIES`) than this process.
+
+    Notes
+    -----
+    A shared object is sent once and must not change afterwards (the evaluator and the screen
+    do not).  The scheduler may keep fewer copies of it than there are workers; if the last
+    copy is lost with its worker, the next map sends it again.
     """
 
-    def __init__(self, address: str, timeout: float = 30.0, retries: int = 1) -> None:
+    def __init__(self, address: str, timeout: float = 30.0, retries: int = 1, worker_wait: float = 120.0) -> None:
         try:
             from distributed import Client
         except ImportError as exc:
@@ -109,24 +137,42 @@ class DaskEngine:
                 from exc
         self.address = address
         self.retries = retries
+        self.worker_wait = worker_wait
         try:
             # Not the default client of this process: nothing else's computations move to the cluster.
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise FeatteamError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+        try:
+            self.client.wait_for_workers(1, timeout=timeout)
+            self._check_versions()
+        except BaseException as exc:
+            self.client.close()
+            if isinstance(exc, (OSError, TimeoutError)):
+                raise FeatteamError(f"the Dask scheduler at {address} has no worker (waited {timeout:g} s)") from exc
+            raise
         # id -> (the object, its future on the workers); the object is kept so its id stays its own.
         self._scattered: dict[int, tuple[Any, Any]] = {}
+        self._cluster_errors = _cluster_errors()
+
+    def _check_versions(self) -> None:
+        here = library_versions()
+        for worker, theirs in self.client.run(library_versions).items():
+            differ = {name: (here[name], theirs.get(name)) for name in here if theirs.get(name) != here[name]}
+            if differ:
+                listed = ", ".join(f"{name} {mine} here, {other} there" for name, (mine, other) in differ.items())
+                raise FeatteamError(f"the Dask worker {worker} runs other versions than this process ({listed}): "
+                                    "its scores would differ; install the same versions on every worker")
 
     @property
     def n_workers(self) -> int:
         """Worker threads of the cluster now (at least 1)."""
-        workers = self.client.scheduler_info().get("workers", {})
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+        return max(1, sum(self.client.nthreads().values()))
 
     def _on_workers(self, shared: Any) -> Any:
-        """``shared`` on every worker, sent once per object."""
+        """``shared`` on the workers, sent once per object (again if every copy was lost)."""
         key = id(shared)
-        if key not in self._scattered:
+        if key not in self._scattered or self._scattered[key][1].status != "finished":
             future = self.client.scatter(shared, broadcast=True, hash=False)
             self._scattered[key] = (shared, future)
         return self._scattered[key][1]
@@ -134,22 +180,58 @@ class DaskEngine:
     def map(self, function: Callable[[Shared, Item], Result], shared: Shared, items: Sequence[Item],
             progress: bool = False, desc: str = "") -> list[Result]:
         items = list(items)
-        if not items:
-            return []
+        results: list[Any] = [None] * len(items)
+        todo = list(range(len(items)))
         from tqdm.auto import tqdm
 
-        remote = self._on_workers(shared)
-        futures = self.client.map(function, [remote] * len(items), items, pure=False, retries=self.retries)
+        with tqdm(total=len(items), desc=desc, disable=not progress, leave=False) as bar:
+            for attempt in range(2):
+                pending: dict[int, Any] = {}
+                try:
+                    remote = self._on_workers(shared)
+                    futures = self.client.map(function, [remote] * len(todo), [items[i] for i in todo],
+                                              pure=False, retries=self.retries)
+                    pending = dict(zip(todo, futures))
+                    self._collect(pending, results, bar)
+                    return results
+                except self._cluster_errors as exc:
+                    todo = sorted(pending) or todo
+                    lost = id(shared) in self._scattered and self._scattered[id(shared)][1].status != "finished"
+                    if attempt == 0 and lost:
+                        logger.warning("the Dask cluster lost the shared data with its last worker: sent again")
+                        continue
+                    raise FeatteamError(f"the Dask cluster at {self.address} failed while {desc or 'computing'}: "
+                                        f"{type(exc).__name__}: {exc}") from exc
+        return results
+
+    def _collect(self, pending: dict[int, Any], results: list[Any], bar: Any) -> None:
+        """Results into their slots as each task finishes (a finished result is fetched at once,
+        so a worker lost later does not take it along); a slot is taken out of ``pending`` when
+        its result is in."""
+        quiet_since = None
+        last_check = time.monotonic()
         try:
-            results = []
-            for future in tqdm(futures, desc=desc, disable=not progress, leave=False):  # in order
-                results.append(future.result())
-            return results
-        except Exception as exc:  # a task that failed for good, or the cluster gone: say where
-            raise FeatteamError(f"the Dask cluster at {self.address} failed while {desc or 'computing'}: "
-                                f"{type(exc).__name__}: {exc}") from exc
+            while pending:
+                finished = [i for i, future in pending.items() if future.done()]
+                for i in finished:
+                    future = pending.pop(i)
+                    results[i] = future.result()  # a task's own error is raised as it is
+                    future.release()
+                    bar.update()
+                if finished:
+                    continue
+                time.sleep(0.02)
+                if time.monotonic() - last_check > 2.0:  # a cluster without workers would never finish
+                    last_check = time.monotonic()
+                    if self.client.nthreads():
+                        quiet_since = None
+                    elif quiet_since is None:
+                        quiet_since = last_check
+                    elif last_check - quiet_since > self.worker_wait:
+                        raise FeatteamError(f"the Dask cluster at {self.address} has had no worker for "
+                                            f"{self.worker_wait:g} s; {len(pending)} tasks were not done")
         finally:
-            for future in futures:
+            for future in pending.values():
                 future.release()
 
     def describe(self) -> str:
@@ -160,6 +242,17 @@ class DaskEngine:
             future.release()
         self._scattered.clear()
         self.client.close()
+
+
+def _cluster_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean the cluster failed (not a task's own bug): lost workers, lost
+    data, cancelled tasks, connections."""
+    from concurrent.futures import CancelledError
+
+    from distributed import KilledWorker
+    from distributed.comm import CommClosedError
+
+    return (KilledWorker, CancelledError, CommClosedError, OSError, TimeoutError)
 
 
 def make_engine(n_jobs: int = 1, scheduler: str | None = None) -> LocalEngine | DaskEngine:

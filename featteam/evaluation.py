@@ -135,7 +135,8 @@ class Evaluator:
         Honest protocol: the share of the training split held out of the search (a stratified
         sample, drawn with ``split_seed``): the screen, the golden set, the decoders and their
         scores never see these rows, and the output is chosen on them
-        (:meth:`validation_score`).  0: no validation rows.  The paper protocol has none.
+        (:meth:`validation_score`; at most ``max_search_rows`` of them).  0, or too small a
+        table for :data:`MIN_VALIDATION_ROWS`: no validation rows.  The paper protocol has none.
     engine : Engine, optional
         Where candidates are scored (:mod:`featteam.engine`): by default ``n_jobs`` processes
         on this machine; a :class:`~featteam.engine.DaskEngine` scores them on a cluster.
@@ -197,7 +198,7 @@ class Evaluator:
         return np.sort(first), np.sort(second)
 
     def _sample_rows(self, rows: np.ndarray, limit: int | None) -> np.ndarray:
-        if limit is None or len(rows) <= limit:
+        if not limit or len(rows) <= limit:  # None or 0: every row
             return rows
         if limit < 4 * self.n_splits:
             raise FeatteamError(f"max_search_rows={limit} is too small for {self.n_splits}-fold CV")
@@ -397,8 +398,9 @@ class Evaluator:
 
     def generation_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What another method (a benchmark peer) may learn new columns from: ``(X_fit, y_fit,
-        X_apply)``, imputed original columns.  ``X_fit`` are the rows featteam's own search sees:
-        the training split (honest) or the test split (paper, where ``X_apply`` is the same rows)."""
+        X_apply)``, imputed original columns.  ``X_fit`` are the rows featteam may learn from: the
+        whole training split (honest: featteam's search, validation rows and deployed
+        transformation together) or the test split (paper, where ``X_apply`` is the same rows)."""
         if self.protocol == "paper":
             rows = self.protocol_rows
             X = self._features(None, rows, np.arange(len(rows)))
@@ -433,12 +435,21 @@ class Evaluator:
         return Grammar(Vocabulary(self.X.shape[1]), self.max_length, self.max_features, self.max_feature_length)
 
     def __getstate__(self) -> dict[str, Any]:
+        """What a worker needs to score candidates, and no more: the search rows of the table
+        (renumbered 0..n-1; the folds are positions within them, so every score is the same),
+        without the data frame, the other rows, the cache, the screen or the engine.  A copy
+        made by pickling scores candidates (:meth:`score`, :meth:`score_many`); the
+        final, validation and generated scores need the original evaluator."""
         state = dict(self.__dict__)
-        state["cache"] = {}  # workers need not receive the cache
-        state["screen"] = None  # nor the screen
-        state["engine"] = None  # nor where they run (a cluster connection does not travel)
-        state["cache_path"] = None
+        rows = self.search_rows
+        state.update(X=self.X[rows], y=self.y[rows], search_rows=np.arange(len(rows)), dataset=None,
+                     train_rows=None, test_rows=None, protocol_rows=None, validation_rows=None,
+                     cache={}, screen=None, engine=None, cache_path=None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.engine = LocalEngine(1)  # a copy scores in its own process
 
 
 def _score_one(evaluator: Evaluator, tokens: tuple[str, ...]) -> Scored:

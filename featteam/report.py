@@ -245,7 +245,8 @@ class SelectionResult:
     per_mode: dict[str, ModeResult]
     n_candidates: int
     features: list[ChosenFeature] = field(default_factory=list)
-    #: the chosen transformation's estimated score on the search rows, and how it was made
+    #: the chosen transformation's estimated score before the test split (the validation rows' score, or
+    #: the CV score on a fresh partition of the search rows), and how it was made
     estimate: float | None = None
     estimate_method: str = ""
     finalists: list[Finalist] = field(default_factory=list)
@@ -368,9 +369,9 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         if result.formulas:
             lines.append(f"\nchosen ({result.mode}): {', '.join(result.formulas)}")
         else:
-            lines.append("\nchosen: no new feature (nothing beat the original features on the search rows)")
+            lines.append("\nchosen: no new feature (nothing beat the original features on the rows it was chosen on)")
         if result.estimate is not None:
-            lines.append(f"estimate on the search rows {result.estimate:.4f} ({result.estimate_method})")
+            lines.append(f"estimate {result.estimate:.4f}: {result.estimate_method}")
         lines.append(f"{report.metric} under the {report.protocol} protocol: original {result.original_score:.4f} "
                      f"-> with the new features {result.score:.4f} ({result.gain:+.4f})")
         lines.append(f"written: {out}/transformation.json (apply with `featteam transform`), report.json, "

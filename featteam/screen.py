@@ -212,6 +212,10 @@ class FeatureScreen:
         state["engine"] = None  # and where they run stays here
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.engine = LocalEngine(1)  # a copy computes in its own process
+
     def transformation_gain(self, tokens: Sequence[str]) -> float:
         """What a transformation's features add, by the screen: the sum of their positive gains."""
         gains = self.gains(split_features(tokens))

@@ -234,7 +234,7 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
                    out / "scores_by_mode.png", reference=original_search_score,
                    title=f"{dataset.name}: candidate search scores by mode")
     if not chosen.tokens:
-        logger.info("no transformation beat the original features on the search rows: none is added")
+        logger.info("no transformation beat the original features where the output is chosen: none is added")
     return SelectionResult(
         original_score=original, score=final, gain=final - original, mode=mode, search_score=chosen.scores[0],
         formulas=transformation.formulas, postfix=transformation.postfix, per_mode=per_mode,

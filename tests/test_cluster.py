@@ -24,7 +24,7 @@ from featteam.screen import FeatureScreen
 
 #: Seconds a cluster may take to come up; a worker or scheduler left behind exits on its own after these.
 START_TIMEOUT = 60
-IDLE_TIMEOUT = 600
+IDLE_TIMEOUT = 3600
 
 
 def _free_port() -> int:
@@ -63,8 +63,10 @@ def cluster(tmp_path):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        client.wait_for_workers(2, timeout=START_TIMEOUT)
-        client.close()
+        try:
+            client.wait_for_workers(2, timeout=START_TIMEOUT)
+        finally:
+            client.close()
         yield address, workers
     finally:
         for process in reversed(processes):
@@ -132,7 +134,14 @@ def test_a_worker_killed_mid_run_costs_only_its_unfinished_tasks(cluster, tmp_pa
     killed_at = []
 
     def kill_one_worker():
-        time.sleep(2.0)
+        # Once worker-0 is computing a task (not before: the kill must land mid-run).
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            names = {address: info.get("name") for address, info in
+                     engine.client.scheduler_info(n_workers=-1)["workers"].items()}
+            if any(names.get(address) == "worker-0" and tasks for address, tasks in engine.client.processing().items()):
+                break
+            time.sleep(0.05)
         workers[0].send_signal(signal.SIGKILL)
         killed_at.append(time.monotonic())
 

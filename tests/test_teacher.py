@@ -5,6 +5,7 @@ import json
 import pytest
 
 from featteam.data import prepare
+from featteam.engine import LocalEngine
 from featteam.evaluation import Evaluator
 from featteam.explore import Explorer
 from featteam.expr import ErrorKind, canonical_key, check_structure
@@ -134,10 +135,10 @@ def test_explorer_proposals_are_valid_and_new():
 def test_golden_set_without_teacher_is_reproducible(tmp_path, evaluator):
     runs = []
     for n_jobs in (1, 4):  # the same golden set whatever n_jobs
-        evaluator.n_jobs = n_jobs
+        evaluator.n_jobs, evaluator.engine, evaluator.cache = n_jobs, LocalEngine(n_jobs), {}
         builder = GoldenSetBuilder(evaluator, None, n_golden=15, random_state=3, progress=False)
         runs.append(builder.build())
-    evaluator.n_jobs = 1
+    evaluator.n_jobs, evaluator.engine = 1, LocalEngine(1)
     assert [e.tokens for e in runs[0]] == [e.tokens for e in runs[1]]
     valid = [e for e in runs[0] if e.valid]
     assert len(valid) == 15 and len({canonical_key(e.tokens) for e in valid}) == 15

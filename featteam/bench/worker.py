@@ -120,7 +120,7 @@ def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("settings", {}).items()}
     config = FitConfig.from_preset(spec["preset"], **{**settings, "protocol": spec["protocol"], "seed": spec["seed"],
-                                                      "max_search_rows": spec.get("max_search_rows")})
+                                                      "max_search_rows": spec.get("max_search_rows") or 0})
     run = Run(spec["run_dir"], spec["data"], spec["target"], config, n_jobs=spec["n_jobs"], progress=False)
     report = run.execute()
     result = report.result
