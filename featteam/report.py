@@ -354,6 +354,9 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         lines.append(f"latent model: held-out token accuracy {training.validation_token_accuracy:.3f}, evaluator "
                      f"Spearman {_fmt(training.validation_evaluator_spearman)}, trained in "
                      f"{training.train_seconds:.0f} s")
+    if steps.latent or steps.teaming or steps.student:
+        lines.append("validity below is 'unmasked': each model writes on its own, without the grammar mask, so its "
+                     "errors are its own (the candidates themselves are decoded masked: always well-formed)")
     for label, entry in (("ml", steps.latent), ("teaming", steps.teaming)):
         if entry:
             lines.append(f"{label:8s} decoder: unmasked error rate {_fmt(entry.unmasked.error_rate)} "
