@@ -24,6 +24,7 @@ import time
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from .errors import FeatteamError
+from .versions import package_version
 
 logger = logging.getLogger(__name__)
 
@@ -89,15 +90,7 @@ SCORING_LIBRARIES = ("featteam", "numpy", "scipy", "pandas", "scikit-learn")
 
 def library_versions() -> dict[str, str | None]:
     """The versions of :data:`SCORING_LIBRARIES` in this process (run on each worker too)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    found: dict[str, str | None] = {}
-    for name in SCORING_LIBRARIES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
+    return {name: package_version(name) for name in SCORING_LIBRARIES}
 
 
 class DaskEngine:

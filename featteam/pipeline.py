@@ -23,8 +23,9 @@ from .evaluation import Evaluator
 from .llm.base import redact_url
 from .records import read_jsonl, write_jsonl
 from .report import DataSummary, RunReport, ScreenSummary
-from .selection import select, versions
+from .selection import select
 from .steps import STEP_NAMES, STEPS, RunContext, Step
+from .versions import versions
 
 logger = logging.getLogger(__name__)
 

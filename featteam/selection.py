@@ -18,7 +18,6 @@ once, after the choice.
 from __future__ import annotations
 
 import logging
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +29,7 @@ from .evaluation import Evaluator
 from .expr import InvalidSequence, join_features, render_feature, split_features, to_postfix_text
 from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
 from .steps import STEPS
+from .versions import versions
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +44,6 @@ ESTIMATE_METHOD = ("{k}-fold CV score on the search rows, on a fresh partition i
 VALIDATION_METHOD = ("score on the {n} validation rows (a share of the training split the search never used), "
                      "transformation and model fitted on the search rows; the best of {m} finalists there; the "
                      "test split is not used")
-
-
-def versions() -> dict[str, str]:
-    """The versions of Python and of the libraries a result depends on."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("featteam", "numpy", "pandas", "scikit-learn", "torch", "transformers", "peft", "openai"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 @dataclass

@@ -51,7 +51,7 @@ def _peer_versions(python: str) -> str:
 
 
 def _header(args: argparse.Namespace, seconds: float) -> str:
-    from ..selection import versions
+    from ..versions import versions
 
     mem = ""
     try:

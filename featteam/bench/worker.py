@@ -13,11 +13,11 @@ import resource
 import sys
 import time
 import traceback
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..candidates import Mode, mode_of_source
+from ..versions import package_version
 from .methods import FEATTEAM_MODES, GROUP_METHODS
 
 if TYPE_CHECKING:
@@ -31,13 +31,6 @@ def peak_memory_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return round(max(own, children) / 1024.0, 1)
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
 
 
 def _evaluator(spec: dict[str, Any]):
