@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="table: CSV, CSV.gz or Parquet")
     p.add_argument("--out", required=True, help="output CSV (or .parquet): the input columns plus the new ones")
 
+    p = sub.add_parser("prepare", help="do the one-time work ahead of the first fit: convert the local model and "
+                                       "pre-train the student on the expression language (cached)")
+    p.add_argument("--student-model", default=None,
+                   help="the student's base model: a model directory or GGUF file (default: the embedded SmolLM2-135M)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
     p = sub.add_parser("show", help="print the formulas of a saved transformation")
     p.add_argument("transformation", help="transformation.json")
     p.add_argument("--json", action="store_true", help="print as JSON")
@@ -230,7 +236,21 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"evaluate": _cmd_evaluate, "fit": _cmd_fit, "transform": _cmd_transform, "show": _cmd_show}
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from .models.pretrain import PretrainConfig, ensure_pretrained
+    from .models.student import StudentConfig
+
+    # The pre-training a fit with this base model starts from.
+    metrics = ensure_pretrained(args.student_model, PretrainConfig.for_student(StudentConfig()),
+                                progress=not args.no_progress)
+    how = "already cached" if metrics.loaded_from_cache else "trained now"
+    print(f"student pre-trained on the expression language ({how}): {metrics.steps} steps, "
+          f"{metrics.seconds:.0f} s once, {metrics.disk_bytes / 2**20:.1f} MiB in {metrics.directory}")
+    return 0
+
+
+COMMANDS = {"evaluate": _cmd_evaluate, "fit": _cmd_fit, "transform": _cmd_transform, "show": _cmd_show,
+            "prepare": _cmd_prepare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -143,6 +143,9 @@ class FitConfig:
     # step 3: the student
     student_model: str | None = setting(None, "the student's base model (default: the embedded SmolLM2-135M)")
     student_lora: bool = setting(True, "fine-tune the student with LoRA (else fully)")
+    student_pretraining: bool = setting(True, "start the student from its one-time pre-training on the expression "
+                                              "language (trained once per base model and cached; `featteam prepare` "
+                                              "runs it ahead of time)", cli=True)
     student_epochs: int = setting(4, "the student's fine-tuning epochs")
     student_max_steps: int | None = setting(None, "most optimizer steps of the student's fine-tuning (None: the "
                                                   "epochs decide)")

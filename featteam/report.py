@@ -133,6 +133,22 @@ class FinetuneMetrics:
 
 
 @dataclass
+class PretrainMetrics:
+    """The student's one-time pre-training on the expression language (:mod:`featteam.models.pretrain`)."""
+
+    #: the cached pre-trained state
+    directory: str
+    #: read from the cache (trained by an earlier run or ``featteam prepare``) rather than trained now
+    loaded_from_cache: bool
+    steps: int
+    #: seconds the one-time pre-training took when it ran
+    seconds: float
+    disk_bytes: int
+    first_loss: float | None
+    last_loss: float | None
+
+
+@dataclass
 class StudentReport:
     """Step 3: the student's fine-tuning and its samples before and after."""
 
@@ -144,6 +160,8 @@ class StudentReport:
     golden_median_score: float | None
     loss_curve_png: str
     seconds: float
+    #: the one-time pre-training it started from (None: it started from the base model)
+    pretraining: PretrainMetrics | None = None
 
 
 # -- step 4 ----------------------------------------------------------------------------
@@ -320,6 +338,13 @@ class RunReport:
             return cls()
 
 
+def _validity(summary: DecodeSummary) -> str:
+    """'k of n valid unmasked (error rate r: kind count, ...)'."""
+    errors = ", ".join(f"{kind} {count}" for kind, count in summary.errors.items())
+    return (f"{summary.valid} of {summary.n} valid unmasked (error rate {_fmt(summary.error_rate)}"
+            + (f": {errors})" if errors else ")"))
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -359,12 +384,21 @@ def summary_text(report: RunReport, out: str | Path) -> str:
                      "errors are its own (the candidates themselves are decoded masked: always well-formed)")
     for label, entry in (("ml", steps.latent), ("teaming", steps.teaming)):
         if entry:
-            lines.append(f"{label:8s} decoder: unmasked error rate {_fmt(entry.unmasked.error_rate)} "
-                         f"{entry.unmasked.errors or ''}; masked best {_fmt(entry.masked.best_score)}")
+            line = f"{label + ' decoder:':17s}{_validity(entry.unmasked)}; masked best {_fmt(entry.masked.best_score)}"
+            if label == "teaming" and steps.latent and steps.latent.unmasked.error_rate:
+                ratio = entry.unmasked.error_rate / steps.latent.unmasked.error_rate
+                line += f"; {ratio:.2f} x the ML decoder's errors"
+            lines.append(line)
     if steps.student:
-        before, after = steps.student.unmasked_before_finetuning, steps.student.unmasked_after_finetuning
-        lines.append(f"student: unmasked validity {before.valid}/{before.n} before fine-tuning, "
-                     f"{after.valid}/{after.n} after; fine-tuned in {steps.student.finetune.seconds:.0f} s")
+        student = steps.student
+        before, after = student.unmasked_before_finetuning, student.unmasked_after_finetuning
+        start = "the base model"
+        if student.pretraining:
+            how = "cached" if student.pretraining.loaded_from_cache else "now"
+            start = (f"its pre-training on the expression language ({student.pretraining.seconds:.0f} s once, "
+                     f"{how})")
+        lines.append(f"{'student:':17s}{before.valid} of {before.n} valid unmasked from {start}; {after.valid} of "
+                     f"{after.n} after fine-tuning on the golden set ({student.finetune.seconds:.0f} s)")
     if report.safety_stops:
         lines.append("NOT REPRODUCIBLE: a wall-clock safety stop ended " + "; ".join(report.safety_stops))
     result = report.result

@@ -40,18 +40,23 @@ def student():
 
 @pytest.fixture
 def perturbed_student(student):
-    """The student with seeded noise on its expression-token input embeddings, so that the next-token
-    distribution depends on the prefix and beams overtake each other; restored afterwards (the
-    fixture is shared)."""
+    """The student with seeded noise on its expression-token input embeddings and its structure
+    embeddings (depth, feature length, feature count), so that the next-token distribution depends
+    on the prefix and beams overtake each other; restored afterwards (the fixture is shared)."""
     import torch
 
-    saved = student.token_embeddings.data.clone(), student._prompt_cache
+    tables = [student.token_embeddings, student.depth_embeddings, student.length_embeddings,
+              student.count_embeddings]
+    saved = [t.data.clone() for t in tables], student._prompt_cache
     generator = torch.Generator().manual_seed(1234)
-    noise = torch.randn(saved[0].shape, generator=generator)
-    student.token_embeddings.data = saved[0] + saved[0].std() * noise
+    scale = student.token_embeddings.data.std()
+    for table in tables:
+        table.data = table.data + scale * torch.randn(table.shape, generator=generator)
     student._prompt_cache = None
     yield student
-    student.token_embeddings.data, student._prompt_cache = saved
+    for table, data in zip(tables, saved[0]):
+        table.data = data
+    student._prompt_cache = saved[1]
 
 
 # -- 1. the student's KV cache, reordered by beam, against no cache ----------------------
@@ -87,8 +92,9 @@ class RecomputeSource:
         with torch.no_grad():
             if unique[0]:
                 ids = torch.tensor(unique, dtype=torch.long)
-                depths = torch.stack([student._depths(list(row)) for row in unique])
-                embeds = torch.cat([prompt.expand(len(unique), -1, -1), student.embed_tokens(ids, depths)], dim=1)
+                structures = torch.stack([student._structures(list(row)) for row in unique])
+                embeds = torch.cat([prompt.expand(len(unique), -1, -1), student.embed_tokens(ids, structures)],
+                                   dim=1)
             else:
                 embeds = prompt.unsqueeze(0)
             mask = torch.ones(embeds.shape[:2], dtype=torch.long)

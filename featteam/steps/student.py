@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
 from ..candidates import Candidate, Mode, check_and_score, summarise
 from ..evaluation import Evaluator
+from ..llm.local import DEFAULT_MODEL
 from ..report import StudentReport
 from .base import RunContext, Step, StepResult
 
@@ -29,13 +31,14 @@ class StudentStep(Step):
     and masked); the adapter and expression-token tables in ``RUN/student/``."""
 
     name = "student"
-    settings = ("student_model", "student_lora", "student_epochs", "student_max_steps", "student_max_seconds",
+    settings = ("student_model", "student_lora", "student_pretraining", "student_epochs", "student_max_steps", "student_max_seconds",
                 "student_weighting", "student_samples")
     artefacts = ("student/student.json",)
     modes = (Mode.STUDENT,)
 
     def run(self, context: RunContext) -> StepResult:
-        from ..models.student import Student, StudentConfig, student_prompt
+        from ..models.pretrain import PretrainConfig, ensure_pretrained
+        from ..models.student import PRETRAINED_FINETUNE_LR, Student, StudentConfig, student_prompt
         from ..plots import loss_curve
 
         config, evaluator = context.config, context.evaluator
@@ -43,12 +46,19 @@ class StudentStep(Step):
         valid = context.valid_golden
         grammar = evaluator.grammar()
         columns = context.columns
+        student_config = StudentConfig(base_model=config.student_model or DEFAULT_MODEL, lora=config.student_lora,
+                                       max_epochs=config.student_epochs, max_steps=config.student_max_steps,
+                                       max_seconds=config.student_max_seconds, weighting=config.student_weighting,
+                                       seed=config.seed)
+        pretraining = None
+        if config.student_pretraining:
+            pretraining = ensure_pretrained(config.student_model, PretrainConfig.for_student(student_config),
+                                            progress=context.progress)
+            student_config = dataclasses.replace(student_config, lr=PRETRAINED_FINETUNE_LR)
         student = Student(grammar.vocab, student_prompt(evaluator.task, evaluator.dataset.target, len(columns)),
-                          StudentConfig(base_model=config.student_model or "smollm2-135m-instruct",
-                                        lora=config.student_lora, max_epochs=config.student_epochs,
-                                        max_steps=config.student_max_steps,
-                                        max_seconds=config.student_max_seconds, weighting=config.student_weighting,
-                                        seed=config.seed))
+                          student_config)
+        if pretraining is not None:
+            student.start_from(pretraining.directory)
         n = config.student_samples
         before = sampled_candidates(student, grammar, evaluator, n, False, config.seed, columns, "before")
         student.finetune([e.tokens for e in valid], [e.score for e in valid], progress=context.progress)
@@ -58,6 +68,7 @@ class StudentStep(Step):
         after_masked = sampled_candidates(student, grammar, evaluator, n, True, config.seed + 2, columns, "after")
         golden = summarise(valid)
         report = StudentReport(
+            pretraining=pretraining,
             finetune=student.metrics,
             unmasked_before_finetuning=summarise(before, valid),
             unmasked_after_finetuning=summarise(after_unmasked, valid),

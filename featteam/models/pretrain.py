@@ -1,0 +1,260 @@
+"""The student's one-time pre-training on the expression language.
+
+A student fine-tuned on one table's golden set (30 to 100 examples, a few optimizer steps)
+has barely learnt to end a sequence, let alone postfix arity.  So, once per base model, the
+student's LoRA adapter, depth embedding and expression-token rows are trained on sequences
+drawn from the grammar (:class:`featteam.explore.Explorer`'s random transformations and their
+mutations) over generic tables - ``f0..f{d-1}`` for widths d from 2 to
+:data:`PRETRAIN_FEATURES`, classification and regression, a few target names - with the same
+prompt the student gets on a real table.  Every per-table fine-tuning then starts from it
+(:meth:`featteam.models.student.Student.start_from`) and only has to learn what is good for
+*its* table.
+
+The result is cached under ``cache_dir()/students/<base model>-<key>`` (the key hashes the
+pre-training's settings and schema, so a change trains a new one).  It is written to a
+``.partial`` folder renamed when complete, under a file lock, so a run killed mid-way leaves
+nothing a later run trusts (the next one starts over), and two fits that need it at once
+train it once.  ``featteam prepare`` runs it ahead of time; otherwise the first fit that needs
+it does, with a progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from ..errors import FeatteamError
+from ..expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
+from ..report import PretrainMetrics
+from ..settings import cache_dir
+
+if TYPE_CHECKING:
+    from .student import StudentConfig
+
+logger = logging.getLogger(__name__)
+
+#: Bump when what the pre-training computes changes: older caches are then not used.
+PRETRAIN_SCHEMA = 3
+#: Feature tokens with a trained row of their own; a wider table's further features start
+#: from their text's row plus the mean shift the trained ones took.
+PRETRAIN_FEATURES = 64
+#: Target names the pre-training's prompts use (the prompt names the table's target).
+TARGET_NAMES = ("label", "target", "y", "class", "price", "outcome", "value", "default")
+TASKS = ("classification", "regression")
+#: The file whose presence marks a complete pre-trained state.
+COMPLETE_MARKER = "pretrain.json"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """What the one-time pre-training computes (every field is part of the cache key).
+
+    Parameters
+    ----------
+    steps : int
+        Optimizer steps; each is one batch of sequences for one generic table.
+    batch_size : int
+        Sequences per step (they share the prompt, which runs once per step).
+    lr : float
+        AdamW learning rate.
+    lora_r, lora_alpha : int
+        The LoRA adapter's rank and scale (a table's fine-tuning goes on with the same adapter).
+    min_features, max_features : int
+        Widths of the generic tables, drawn log-uniformly.
+    seed : int
+    """
+
+    steps: int = 64
+    batch_size: int = 8
+    lr: float = 3e-3
+    lora_r: int = 8
+    lora_alpha: int = 16
+    min_features: int = 2
+    max_features: int = PRETRAIN_FEATURES
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "lora_r", "lora_alpha", "min_features"):
+            if getattr(self, name) < 1:
+                raise FeatteamError(f"pre-training {name} must be at least 1, not {getattr(self, name)}")
+        if not self.min_features <= self.max_features <= PRETRAIN_FEATURES:
+            raise FeatteamError(f"pre-training widths must satisfy 1 <= min_features <= max_features <= "
+                                f"{PRETRAIN_FEATURES}")
+        if not 0 < self.lr < 1:
+            raise FeatteamError(f"pre-training lr must be in (0, 1), not {self.lr}")
+
+    @classmethod
+    def for_student(cls, student: "StudentConfig") -> "PretrainConfig":
+        """The pre-training a student with this configuration starts from (its adapter's shape)."""
+        return cls(lora_r=student.lora_r, lora_alpha=student.lora_alpha)
+
+    def key(self, base_model: str) -> str:
+        data = {"schema": PRETRAIN_SCHEMA, "base_model": base_model, **asdict(self)}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def pretrained_dir(model_dir: Path, config: PretrainConfig) -> Path:
+    """Where the pre-trained state of the base model in ``model_dir`` is cached (nothing is created)."""
+    return cache_dir() / "students" / f"{model_dir.name}-{config.key(model_dir.name)}"
+
+
+def read_metrics(directory: Path) -> PretrainMetrics:
+    from ..records import from_dict
+
+    meta = json.loads((directory / COMPLETE_MARKER).read_text())
+    return from_dict(PretrainMetrics, {**meta["metrics"], "directory": str(directory), "loaded_from_cache": True})
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (a file beside the cache entry) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform: concurrent fits may both train
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_pretrained(base_model: str | None = None, config: PretrainConfig | None = None,
+                      progress: bool = False) -> PretrainMetrics:
+    """The pre-trained student state of ``base_model`` (the embedded model by default): read from
+    the cache, or trained once and cached.
+
+    Returns
+    -------
+    PretrainMetrics
+        Its directory, whether it came from the cache, and the one-time cost (seconds, steps, disk).
+    """
+    from ..llm.local import resolve_model_dir
+
+    config = config or PretrainConfig()
+    model_dir = resolve_model_dir(base_model)
+    target = pretrained_dir(model_dir, config)
+    if (target / COMPLETE_MARKER).exists():
+        return read_metrics(target)
+    with _locked(target.with_name(target.name + ".lock")):
+        if (target / COMPLETE_MARKER).exists():  # another process finished it while we waited
+            return read_metrics(target)
+        partial = target.with_name(target.name + ".partial")
+        if partial.exists():
+            logger.warning("removing an unfinished pre-training in %s (its run was stopped)", partial)
+            shutil.rmtree(partial)
+        if target.exists():  # a folder without its marker: never trusted
+            shutil.rmtree(target)
+        logger.warning("pre-training the student on the expression language (once for %s; cached in %s)",
+                       model_dir.name, target)
+        metrics = pretrain(base_model, config, partial, progress=progress)
+        partial.rename(target)  # atomic: a half-written state is never used
+    return PretrainMetrics(**{**asdict(metrics), "directory": str(target)})
+
+
+#: Rows of the random table every pre-training sequence is computed on.
+VALUE_CHECK_ROWS = 64
+
+
+def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str, str, int, list[list[str]]]:
+    """One step's generic table (task, target name, width) and its ``batch_size`` sequences:
+    random transformations, mutations and crossovers (in equal shares, as the golden set's
+    exploration makes them), each one
+    valid on a random table of that width (so none is constant, duplicate or non-finite, as
+    ``f3 f3 -`` would be: the student learns what a valid run keeps)."""
+    from ..expr import InvalidSequence, check_values, evaluate
+    from ..explore import Explorer
+
+    width = int(np.exp(rng.uniform(np.log(config.min_features), np.log(config.max_features + 1))))
+    width = min(max(width, config.min_features), config.max_features)
+    task = TASKS[int(rng.integers(len(TASKS)))]
+    target = TARGET_NAMES[int(rng.integers(len(TARGET_NAMES)))]
+    explorer = Explorer(width, DEFAULT_MAX_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_FEATURE_LENGTH,
+                        random_state=int(rng.integers(2**31)))
+    table = rng.lognormal(0.0, 1.0, size=(VALUE_CHECK_ROWS, width)) * rng.choice([-1.0, 1.0], size=width)
+    sequences: list[list[str]] = []
+    while len(sequences) < config.batch_size:
+        kind, tokens = rng.random(), explorer.random()
+        if kind < 1 / 3:
+            tokens = explorer.mutate(tokens)
+        elif kind < 2 / 3:
+            tokens = explorer.crossover(tokens, explorer.random())
+        try:
+            with np.errstate(all="ignore"):
+                check_values(evaluate(tokens, table)[0], table)
+        except InvalidSequence:
+            continue
+        sequences.append(tokens)
+    return task, target, width, sequences
+
+
+def pretrain(base_model: str | None, config: PretrainConfig, directory: Path, progress: bool = False) -> PretrainMetrics:
+    """Train the student's adapter, depth embedding and expression-token rows on generic tables
+    and write them to ``directory`` (:data:`COMPLETE_MARKER` last)."""
+    import torch
+    from safetensors.torch import save_file
+    from torch import nn
+    from tqdm.auto import tqdm
+
+    from ..expr import Vocabulary
+    from ..llm.local import DEFAULT_MODEL
+    from .latent import seeded
+    from .student import Student, StudentConfig, student_prompt
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    vocab = Vocabulary(PRETRAIN_FEATURES)
+    n_fixed = len(vocab) - vocab.n_features
+    losses: list[float] = []
+    with seeded(config.seed):
+        student = Student(vocab, "", StudentConfig(base_model=base_model or DEFAULT_MODEL, lora_r=config.lora_r,
+                                                   lora_alpha=config.lora_alpha, lr=config.lr, seed=config.seed))
+        student.attach_lora()
+        optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.0)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / 10) * max(0.1, 1 - step / config.steps))
+        student.lm.train()
+        bar = tqdm(total=config.steps, desc="student pre-training (once)", disable=not progress, leave=False)
+        for _ in range(config.steps):
+            task, target, width, sequences = generic_batch(rng, config)
+            prompt_ids = student.tokenizer.encode(student_prompt(task, target, width), add_special_tokens=False)
+            loss, _ = student._batch_loss(sequences, torch.ones(len(sequences)), prompt_ids, n_fixed + width)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.close()
+    student.lm.eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    student.lm.save_pretrained(directory / "adapter")
+    save_file({"token_embeddings": student.token_embeddings.detach().contiguous(),
+               "head": student.head.detach().contiguous(),
+               "depth_embeddings": student.depth_embeddings.detach().contiguous(),
+               "length_embeddings": student.length_embeddings.detach().contiguous(),
+               "count_embeddings": student.count_embeddings.detach().contiguous()},
+              str(directory / "expression_tokens.safetensors"))
+    seconds = time.perf_counter() - start
+    disk = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+    metrics = PretrainMetrics(directory=str(directory), loaded_from_cache=False, steps=config.steps,
+                              seconds=round(seconds, 1), disk_bytes=disk, first_loss=losses[0],
+                              last_loss=float(np.mean(losses[-10:])))
+    (directory / COMPLETE_MARKER).write_text(json.dumps({
+        "schema": PRETRAIN_SCHEMA, "config": asdict(config), "metrics": asdict(metrics), "loss_curve": losses},
+        indent=2))
+    return metrics

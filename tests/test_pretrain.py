@@ -1,0 +1,126 @@
+"""The student's one-time pre-training on the expression language: what it trains on, its cache
+(reproducible, trusted only when complete, restarted after a kill) and how a table's student
+starts from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from featteam.errors import FeatteamError
+from featteam.expr import check_structure, check_values, evaluate
+from featteam.models.pretrain import (COMPLETE_MARKER, PRETRAIN_FEATURES, VALUE_CHECK_ROWS, PretrainConfig,
+                                      generic_batch)
+
+
+def test_generic_batches_are_valid_transformations_of_their_width_and_reproducible():
+    config = PretrainConfig(batch_size=6)
+    first = generic_batch(np.random.default_rng(3), config)
+    rng = np.random.default_rng(3)
+    batches = [generic_batch(rng, config) for _ in range(40)]
+    assert batches[0] == first  # the same seed draws the same tables and sequences
+    widths = set()
+    for task, target, width, sequences in batches:
+        assert task in ("classification", "regression") and target
+        assert config.min_features <= width <= config.max_features
+        widths.add(width)
+        assert len(sequences) == config.batch_size
+        table = np.random.default_rng(0).lognormal(size=(VALUE_CHECK_ROWS, width))
+        for tokens in sequences:
+            check_structure(tokens, width)
+            with np.errstate(all="ignore"):
+                check_values(evaluate(tokens, table)[0], table)
+    assert min(widths) < 8 and max(widths) > 24  # narrow and wide tables both seen
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"lr": 0.0}, {"min_features": 5, "max_features": 4},
+                                 {"max_features": PRETRAIN_FEATURES + 1}])
+def test_pretrain_config_refuses_bad_values(bad):
+    with pytest.raises(FeatteamError):
+        PretrainConfig(**bad)
+
+
+# -- with the real model --------------------------------------------------------------------
+
+TINY = PretrainConfig(steps=2, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from featteam.llm.local import resolve_model_dir
+
+    return str(resolve_model_dir(None))  # converted once in the user's cache, as every slow test uses it
+
+
+def _tensors(directory):
+    from safetensors.torch import load_file
+
+    return load_file(f"{directory}/expression_tokens.safetensors")
+
+
+@pytest.mark.slow
+def test_pretraining_is_cached_reproducible_and_never_trusts_a_half_written_state(model_dir, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "a"))
+    from featteam.models.pretrain import ensure_pretrained
+
+    trained = ensure_pretrained(model_dir, TINY)
+    assert not trained.loaded_from_cache and trained.steps == 2 and trained.disk_bytes > 0
+    target = tmp_path / "a" / "students" / trained.directory.split("/")[-1]
+    assert (target / COMPLETE_MARKER).exists()
+    assert sorted(p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")) == [target.name]
+    again = ensure_pretrained(model_dir, TINY)
+    assert again.loaded_from_cache and again.directory == trained.directory and again.seconds == trained.seconds
+
+    # The same seed in another cache gives the same tensors.
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "b"))
+    other = ensure_pretrained(model_dir, TINY)
+    reference = _tensors(trained.directory)
+    for name, tensor in _tensors(other.directory).items():
+        assert torch.equal(tensor, reference[name]), name
+
+    # A run killed while writing leaves a .partial folder (and maybe a folder without its marker):
+    # neither is trusted, both are replaced by a complete state.
+    stale = tmp_path / "b" / "students" / (other.directory.split("/")[-1] + ".partial")
+    stale.mkdir()
+    (stale / "expression_tokens.safetensors").write_text("cut short by a kill")
+    (tmp_path / "b" / "students" / other.directory.split("/")[-1] / COMPLETE_MARKER).unlink()
+    redone = ensure_pretrained(model_dir, TINY)
+    assert not redone.loaded_from_cache and not stale.exists()
+    for name, tensor in _tensors(redone.directory).items():
+        assert torch.equal(tensor, reference[name]), name
+
+
+@pytest.mark.slow
+def test_a_student_starts_from_the_pretrained_state_at_any_width(model_dir, tmp_path, monkeypatch):
+    import torch
+
+    from featteam.expr import Grammar, Vocabulary
+    from featteam.models.pretrain import ensure_pretrained
+    from featteam.models.student import Student, StudentConfig, student_prompt
+
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path))
+    state = ensure_pretrained(model_dir, TINY)
+    trained = _tensors(state.directory)
+    for width in (3, PRETRAIN_FEATURES + 5):
+        student = Student(Vocabulary(width), student_prompt("regression", "y", width),
+                          StudentConfig(base_model=model_dir))
+        text_rows = student.token_embeddings.detach().clone()
+        student.start_from(state.directory)
+        rows = student.token_embeddings.detach()
+        kept = min(len(student.vocab), trained["token_embeddings"].shape[0])
+        assert torch.equal(rows[:kept], trained["token_embeddings"][:kept])
+        if width > PRETRAIN_FEATURES:  # untrained features: their text's row plus the trained rows' mean shift
+            n_fixed = len(student.vocab) - width
+            shift = rows[-1] - text_rows[-1]
+            assert torch.allclose(rows[-2] - text_rows[-2], shift, atol=1e-6)
+            assert torch.allclose(shift, (trained["token_embeddings"][n_fixed:]
+                                          - student.text_rows(Vocabulary(PRETRAIN_FEATURES).tokens)[n_fixed:]).mean(0),
+                                  atol=1e-6)
+        assert torch.equal(student.depth_embeddings.detach(), trained["depth_embeddings"])
+        assert hasattr(student.lm, "peft_config")  # its adapter goes on training in the fine-tuning
+        rows = student.sample(3, Grammar(student.vocab), masked=True, seed=0)
+        assert all(row.finished for row in rows)
