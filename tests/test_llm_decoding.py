@@ -40,13 +40,12 @@ def student():
 
 @pytest.fixture
 def perturbed_student(student):
-    """The student with seeded noise on its expression-token input embeddings and its structure
-    embeddings (depth, feature length, feature count), so that the next-token distribution depends
+    """The student with seeded noise on its expression-token input embeddings, its structure
+    embeddings and its shape bias, so that the next-token distribution depends
     on the prefix and beams overtake each other; restored afterwards (the fixture is shared)."""
     import torch
 
-    tables = [student.token_embeddings, student.depth_embeddings, student.length_embeddings,
-              student.count_embeddings]
+    tables = [student.token_embeddings, *student.structure_tables(), student.shape_bias]
     saved = [t.data.clone() for t in tables], student._prompt_cache
     generator = torch.Generator().manual_seed(1234)
     scale = student.token_embeddings.data.std()
@@ -80,6 +79,8 @@ class RecomputeSource:
     def step(self, state, last_tokens: np.ndarray):
         import torch
 
+        from featteam.models.student import PrefixShape
+
         student = self.student
         if state["first"]:  # the first fed token is <sos>: the prompt's last position predicts
             tokens = state["tokens"]
@@ -99,7 +100,9 @@ class RecomputeSource:
                 embeds = prompt.unsqueeze(0)
             mask = torch.ones(embeds.shape[:2], dtype=torch.long)
             hidden, _ = student._hidden(embeds, mask)
-            logp = torch.log_softmax(student._logits(hidden[:, -1]), dim=-1).numpy().astype(np.float64)
+            last_shapes = torch.stack([structures[i, -1] for i in range(len(unique))]) if unique[0] else \
+                torch.zeros(1, PrefixShape.WIDTH, dtype=torch.long)
+            logp = torch.log_softmax(student._logits(hidden[:, -1], last_shapes), dim=-1).numpy().astype(np.float64)
         where = {row: i for i, row in enumerate(unique)}
         logp = logp[[where[tuple(row)] for row in tokens]]
         return logp, {"tokens": tokens, "first": False}

@@ -2,7 +2,7 @@
 
 A student fine-tuned on one table's golden set (30 to 100 examples, a few optimizer steps)
 has barely learnt to end a sequence, let alone postfix arity.  So, once per base model, the
-student's LoRA adapter, depth embedding and expression-token rows are trained on sequences
+student's LoRA adapter, structure embeddings and expression-token rows are trained on sequences
 drawn from the grammar (:class:`featteam.explore.Explorer`'s random transformations and their
 mutations) over generic tables - ``f0..f{d-1}`` for widths d from 2 to
 :data:`PRETRAIN_FEATURES`, classification and regression, a few target names - with the same
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Bump when what the pre-training computes changes: older caches are then not used.
-PRETRAIN_SCHEMA = 3
+PRETRAIN_SCHEMA = 6
 #: Feature tokens with a trained row of their own; a wider table's further features start
 #: from their text's row plus the mean shift the trained ones took.
 PRETRAIN_FEATURES = 64
@@ -66,6 +66,8 @@ class PretrainConfig:
         Sequences per step (they share the prompt, which runs once per step).
     lr : float
         AdamW learning rate.
+    bias_lr : float
+        Learning rate of the student's shape bias (:meth:`~featteam.models.student.Student._logits`).
     lora_r, lora_alpha : int
         The LoRA adapter's rank and scale (a table's fine-tuning goes on with the same adapter).
     min_features, max_features : int
@@ -76,6 +78,7 @@ class PretrainConfig:
     steps: int = 64
     batch_size: int = 8
     lr: float = 3e-3
+    bias_lr: float = 0.6
     lora_r: int = 8
     lora_alpha: int = 16
     min_features: int = 2
@@ -89,8 +92,9 @@ class PretrainConfig:
         if not self.min_features <= self.max_features <= PRETRAIN_FEATURES:
             raise FeatteamError(f"pre-training widths must satisfy 1 <= min_features <= max_features <= "
                                 f"{PRETRAIN_FEATURES}")
-        if not 0 < self.lr < 1:
-            raise FeatteamError(f"pre-training lr must be in (0, 1), not {self.lr}")
+        for name in ("lr", "bias_lr"):
+            if not 0 < getattr(self, name) < 1:
+                raise FeatteamError(f"pre-training {name} must be in (0, 1), not {getattr(self, name)}")
 
     @classmethod
     def for_student(cls, student: "StudentConfig") -> "PretrainConfig":
@@ -168,6 +172,33 @@ def ensure_pretrained(base_model: str | None = None, config: PretrainConfig | No
 VALUE_CHECK_ROWS = 64
 
 
+#: Share of generic tables whose sequences draw most features from a pool over a few favoured
+#: columns, as a real golden set draws from the screen's best features: columns repeat, within
+#: a feature and across features, so the student learns what a repeat may and may not do
+#: (``f3 f3 *`` is valid, ``f3 f3 -`` is constant, the same feature twice is a duplicate).
+POOL_SHARE = 2 / 3
+POOL_SIZE = 30
+
+
+def favoured_pool(rng: np.random.Generator, width: int) -> list[list[str]]:
+    """A pool of random features over 1 to 5 favoured columns of a ``width``-column table (empty
+    for :data:`POOL_SHARE` of the calls' complement: the columns are then drawn uniformly)."""
+    from ..explore import Explorer
+    from ..expr.vocab import feature_index, feature_token
+
+    if rng.random() >= POOL_SHARE:
+        return []
+    favoured = rng.choice(width, size=int(rng.integers(1, min(width, 5) + 1)), replace=False)
+    sub = Explorer(len(favoured), DEFAULT_MAX_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_FEATURE_LENGTH,
+                   random_state=int(rng.integers(2**31)))
+    pool = []
+    for _ in range(POOL_SIZE):
+        feature = sub.random_feature()
+        pool.append([t if feature_index(t) is None else feature_token(int(favoured[feature_index(t)]))
+                     for t in feature])
+    return pool
+
+
 def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str, str, int, list[list[str]]]:
     """One step's generic table (task, target name, width) and its ``batch_size`` sequences:
     random transformations, mutations and crossovers (in equal shares, as the golden set's
@@ -182,7 +213,7 @@ def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str
     task = TASKS[int(rng.integers(len(TASKS)))]
     target = TARGET_NAMES[int(rng.integers(len(TARGET_NAMES)))]
     explorer = Explorer(width, DEFAULT_MAX_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_FEATURE_LENGTH,
-                        random_state=int(rng.integers(2**31)))
+                        random_state=int(rng.integers(2**31)), pool=favoured_pool(rng, width))
     table = rng.lognormal(0.0, 1.0, size=(VALUE_CHECK_ROWS, width)) * rng.choice([-1.0, 1.0], size=width)
     sequences: list[list[str]] = []
     while len(sequences) < config.batch_size:
@@ -201,7 +232,7 @@ def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str
 
 
 def pretrain(base_model: str | None, config: PretrainConfig, directory: Path, progress: bool = False) -> PretrainMetrics:
-    """Train the student's adapter, depth embedding and expression-token rows on generic tables
+    """Train the student's adapter, structure embeddings and expression-token rows on generic tables
     and write them to ``directory`` (:data:`COMPLETE_MARKER` last)."""
     import torch
     from safetensors.torch import save_file
@@ -222,7 +253,11 @@ def pretrain(base_model: str | None, config: PretrainConfig, directory: Path, pr
         student = Student(vocab, "", StudentConfig(base_model=base_model or DEFAULT_MODEL, lora_r=config.lora_r,
                                                    lora_alpha=config.lora_alpha, lr=config.lr, seed=config.seed))
         student.attach_lora()
-        optimizer = torch.optim.AdamW(student.parameters(), lr=config.lr, weight_decay=0.0)
+        # The shape bias is a logit (a few units where a rule holds): at the adapter's learning rate
+        # it would move a fraction of one in these steps.
+        others = [p for p in student.parameters() if p is not student.shape_bias]
+        optimizer = torch.optim.AdamW([{"params": others}, {"params": [student.shape_bias], "lr": config.bias_lr}],
+                                      lr=config.lr, weight_decay=0.0)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / 10) * max(0.1, 1 - step / config.steps))
         student.lm.train()
@@ -243,12 +278,7 @@ def pretrain(base_model: str | None, config: PretrainConfig, directory: Path, pr
     student.lm.eval()
     directory.mkdir(parents=True, exist_ok=True)
     student.lm.save_pretrained(directory / "adapter")
-    save_file({"token_embeddings": student.token_embeddings.detach().contiguous(),
-               "head": student.head.detach().contiguous(),
-               "depth_embeddings": student.depth_embeddings.detach().contiguous(),
-               "length_embeddings": student.length_embeddings.detach().contiguous(),
-               "count_embeddings": student.count_embeddings.detach().contiguous()},
-              str(directory / "expression_tokens.safetensors"))
+    save_file(student.expression_tensors(), str(directory / "expression_tokens.safetensors"))
     seconds = time.perf_counter() - start
     disk = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
     metrics = PretrainMetrics(directory=str(directory), loaded_from_cache=False, steps=config.steps,

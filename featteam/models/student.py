@@ -8,10 +8,12 @@ from the base model's embeddings of the token's text (`` sqrt``, `` f3``), so th
 untrained student already means something.  The base LM is adapted with LoRA
 (peft) by default, or fully fine-tuned.
 
-Each expression token's input also carries the structure after it - the stack depth, the
-length of the feature it belongs to so far and the number of features already closed
-(learned embeddings, zero at first): the student sees the structure it writes, as a
-transformer sees positions, and learns postfix arity far faster.  This is input,
+Each expression token's input also carries the shape of the prefix after it
+(:class:`PrefixShape`) - the stack depth, the length of the feature so far, the number of
+features already closed, whether the two values on top of the stack are the same expression
+and whether the feature so far repeats an earlier one (learned embeddings, zero at first):
+the student sees the structure it writes, as a transformer sees positions, and learns postfix
+arity far faster.  This is input,
 not a mask: unmasked sampling is still free to write invalid sequences.
 
 Examples are weighted by the rank of their score (weights 0.5 to 1.5), so the
@@ -47,6 +49,9 @@ MAX_DEPTH = 16
 MAX_FEATURE_POSITION = 16
 #: Most closed features the feature-count embedding distinguishes (more are clamped).
 MAX_FEATURE_COUNT = 8
+#: The student's structure embeddings, one per entry of :class:`PrefixShape` (in its order).
+STRUCTURE_TABLES = ("depth_embeddings", "length_embeddings", "count_embeddings", "pair_embeddings",
+                    "repeat_embeddings")
 #: The fine-tuning learning rate of a student that starts from its pre-training: the fresh
 #: adapter's 3e-3 undoes what the pre-training taught in five steps (measured on the demo
 #: table: 5 of 16 unmasked samples valid after fine-tuning at 3e-3, 8-12 at 1e-3; 48 samples
@@ -94,6 +99,53 @@ def torch_draw(generator: torch.Generator, temperature: float) -> Draw:
     return draw
 
 
+class PrefixShape:
+    """The shape of a prefix of expression tokens, pushed one token at a time: what the student's
+    input carries beside each token (:data:`WIDTH` small integers, each clamped to what its
+    embedding distinguishes).
+
+    ``[stack depth, tokens of the current feature, features closed, top two values equal,
+    current feature repeats an earlier one]``: the depth by :func:`featteam.expr.next_depth`; the
+    last two let the student see what makes ``f3 f3 -`` constant and a repeated feature a
+    duplicate, as a transformer sees positions.  Input only, never a mask.
+    """
+
+    WIDTH = 5
+    #: Distinct values of each entry (the rows of its embedding table).
+    SIZES = (MAX_DEPTH + 1, MAX_FEATURE_POSITION + 1, MAX_FEATURE_COUNT + 1, 2, 2)
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.vocab = vocab
+        self.depth = 0
+        self.stack: list[tuple[int, ...]] = []   # each value's expression (its token ids)
+        self.current: list[int] = []
+        self.closed: list[tuple[int, ...]] = []
+
+    def copy(self) -> "PrefixShape":
+        other = PrefixShape(self.vocab)
+        other.depth, other.stack, other.current, other.closed = (self.depth, list(self.stack), list(self.current),
+                                                                 list(self.closed))
+        return other
+
+    def push(self, token_id: int) -> tuple[int, int, int, int, int]:
+        """The shape after ``token_id``."""
+        vocab = self.vocab
+        if token_id == vocab.sep_id:
+            self.closed.append(tuple(self.current))
+            self.depth, self.stack, self.current = 0, [], []
+        elif token_id not in (vocab.eos_id, vocab.pad_id, vocab.sos_id):
+            arity = int(vocab.arity[token_id])
+            self.depth = next_depth(self.depth, arity, 0)
+            operands = self.stack[len(self.stack) - min(arity, len(self.stack)):]
+            del self.stack[len(self.stack) - len(operands):]
+            self.stack.append(sum(operands, ()) + (token_id,))
+            self.current.append(token_id)
+        pair = int(len(self.stack) >= 2 and self.stack[-1] == self.stack[-2])
+        repeat = int(bool(self.current) and tuple(self.current) in self.closed)
+        return (min(max(self.depth, 0), MAX_DEPTH), min(len(self.current), MAX_FEATURE_POSITION),
+                min(len(self.closed), MAX_FEATURE_COUNT), pair, repeat)
+
+
 class Student:
     """A causal LM with an aligned expression vocabulary.
 
@@ -118,10 +170,11 @@ class Student:
         init = self.text_rows(vocab.tokens)
         self.token_embeddings = nn.Parameter(init.clone())
         self.head = nn.Parameter(init.clone())  # the LM's output head is tied to its embeddings
-        self.depth_embeddings = nn.Parameter(torch.zeros(MAX_DEPTH + 1, init.shape[1]))
-        self.length_embeddings = nn.Parameter(torch.zeros(MAX_FEATURE_POSITION + 1, init.shape[1]))
-        self.count_embeddings = nn.Parameter(torch.zeros(MAX_FEATURE_COUNT + 1, init.shape[1]))
-        self._arity = torch.as_tensor(vocab.arity, dtype=torch.long)
+        for name, size in zip(STRUCTURE_TABLES, PrefixShape.SIZES):
+            setattr(self, name, nn.Parameter(torch.zeros(size, init.shape[1])))
+        n_fixed = len(vocab) - vocab.n_features
+        self.shape_bias = nn.Parameter(torch.zeros(sum(PrefixShape.SIZES), n_fixed + 1))
+        self._shape_offsets = torch.tensor(np.cumsum((0,) + PrefixShape.SIZES[:-1]), dtype=torch.long)
         self.prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
         self._prompt_cache = None
         # <pad> and <sos> are no expression a model may write: never predicted.
@@ -168,9 +221,9 @@ class Student:
             rows[name] = own
         self.token_embeddings = nn.Parameter(rows["token_embeddings"])
         self.head = nn.Parameter(rows["head"])
-        self.depth_embeddings = nn.Parameter(tensors["depth_embeddings"].clone())
-        self.length_embeddings = nn.Parameter(tensors["length_embeddings"].clone())
-        self.count_embeddings = nn.Parameter(tensors["count_embeddings"].clone())
+        for name in STRUCTURE_TABLES:
+            setattr(self, name, nn.Parameter(tensors[name].clone()))
+        self.shape_bias = nn.Parameter(tensors["shape_bias"].clone())
         with quiet_transformers():
             lm = PeftModel.from_pretrained(self.base, directory / "adapter", is_trainable=self.config.lora)
         self.lm = lm if self.config.lora else lm.merge_and_unload()
@@ -191,11 +244,21 @@ class Student:
                                or attention_mask is None, **({cache_keyword(): cache} if cache is not None else {}))
         return out.last_hidden_state, output_cache(out)
 
-    def _logits(self, hidden: torch.Tensor, n_tokens: int | None = None) -> torch.Tensor:
-        """Scores over the first ``n_tokens`` expression tokens (all by default): the vocabulary of
-        a table with fewer features is a prefix of this one (specials, operators, f0, f1, ...)."""
+    def _logits(self, hidden: torch.Tensor, structure: torch.Tensor, n_tokens: int | None = None) -> torch.Tensor:
+        """Scores over the first ``n_tokens`` expression tokens (all by default: the vocabulary of
+        a table with fewer features is a prefix of this one - specials, operators, f0, f1, ...),
+        given the last hidden states and the shapes of the prefixes they end
+        (:meth:`PrefixShape.push`, last axis).
+
+        The head's scores plus a learned bias per shape entry and value over the specials, the
+        operators and "a column" (one bias shared by every feature token, so it carries over to
+        any table width).  Learned from examples like every other weight - in the pre-training,
+        where the shapes say most about what may follow - it is a prior, not a mask."""
         n_tokens = n_tokens or len(self.vocab)
-        return (hidden @ self.head[:n_tokens].T).masked_fill(self._never[:n_tokens], float("-inf"))
+        n_fixed = len(self.vocab) - self.vocab.n_features
+        bias = self.shape_bias[structure + self._shape_offsets].sum(-2)  # ... x (n_fixed + 1)
+        bias = torch.cat([bias[..., :n_fixed], bias[..., n_fixed:].expand(*bias.shape[:-1], n_tokens - n_fixed)], -1)
+        return (hidden @ self.head[:n_tokens].T + bias).masked_fill(self._never[:n_tokens], float("-inf"))
 
     def _prompt_embeds(self, prompt_ids: Sequence[int] | None = None) -> torch.Tensor:
         ids = torch.tensor(self.prompt_ids if prompt_ids is None else list(prompt_ids))
@@ -203,30 +266,32 @@ class Student:
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for p in self.lm.parameters() if p.requires_grad] + [self.token_embeddings, self.head,
-                                                                        self.depth_embeddings, self.length_embeddings,
-                                                                        self.count_embeddings]
+                                                                        *self.structure_tables(),
+                                                                        self.shape_bias]
 
-    def next_structure(self, structure: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-        """``[stack depth, tokens of the current feature, features closed]`` after each token (last
-        axis), each clamped to what its embedding distinguishes; the depth by
-        :func:`featteam.expr.next_depth`."""
-        separator = (token_ids == self.vocab.sep_id).long()
-        depth = next_depth(structure[..., 0], self._arity[token_ids], separator).clamp(0, MAX_DEPTH)
-        length = torch.where(separator.bool(), 0, structure[..., 1] + 1).clamp(0, MAX_FEATURE_POSITION)
-        count = (structure[..., 2] + separator).clamp(0, MAX_FEATURE_COUNT)
-        return torch.stack([depth, length, count], dim=-1)
+    def structure_tables(self) -> list[nn.Parameter]:
+        """The embeddings of the prefix's shape, in :class:`PrefixShape`'s order."""
+        return [getattr(self, name) for name in STRUCTURE_TABLES]
+
+    def expression_tensors(self) -> dict[str, torch.Tensor]:
+        """What the student adds to its LM, by name: the expression-token rows (input and head) and
+        the structure embeddings (saved beside the adapter)."""
+        return {name: getattr(self, name).detach().contiguous()
+                for name in ("token_embeddings", "head", *STRUCTURE_TABLES, "shape_bias")}
 
     def embed_tokens(self, token_ids: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
-        """A token's input: its row plus the embeddings of the structure after it."""
-        return (self.token_embeddings[token_ids] + self.depth_embeddings[structure[..., 0]]
-                + self.length_embeddings[structure[..., 1]] + self.count_embeddings[structure[..., 2]])
+        """A token's input: its row plus the embeddings of the prefix's shape after it
+        (:meth:`PrefixShape.features`, last axis)."""
+        embeds = self.token_embeddings[token_ids]
+        for i, table in enumerate(self.structure_tables()):
+            embeds = embeds + table[structure[..., i]]
+        return embeds
 
     def _structures(self, token_ids: list[int]) -> torch.Tensor:
-        structure, out = torch.zeros(3, dtype=torch.long), []
+        shape, out = PrefixShape(self.vocab), []
         for t in token_ids:
-            structure = self.next_structure(structure, torch.tensor(t))
-            out.append(structure)
-        return torch.stack(out) if out else torch.zeros(0, 3, dtype=torch.long)
+            out.append(shape.push(t))
+        return torch.tensor(out, dtype=torch.long).reshape(len(out), PrefixShape.WIDTH)
 
     # -- fine-tuning --------------------------------------------------------------
 
@@ -315,20 +380,24 @@ class Student:
         # The prompt's last position predicts the first token; inputs are the targets but the last.
         first = prompt_hidden[:, -1:].expand(rows, 1, -1)
         labels = torch.full((rows, width), -100, dtype=torch.long)
+        # The shape each position's prediction sees: the empty prefix's, then each input's.
+        shapes = torch.zeros(rows, width, PrefixShape.WIDTH, dtype=torch.long)
         for i, t in enumerate(targets):
             labels[i, : len(t)] = torch.tensor(t)
+            shapes[i, 1: len(t)] = self._structures(t[:-1])
         if width > 1:
             inputs, mask = [], torch.ones(rows, n_prompt + width - 1, dtype=torch.long)
             for i, t in enumerate(targets):
                 ids = torch.tensor(t[:-1], dtype=torch.long)
-                embeds = self.embed_tokens(ids, self._structures(t[:-1])) if len(t) > 1 else first.new_zeros(0, first.shape[2])
+                embeds = (self.embed_tokens(ids, shapes[i, 1: len(t)]) if len(t) > 1
+                          else first.new_zeros(0, first.shape[2]))
                 inputs.append(torch.cat([embeds, first.new_zeros(width - len(t), first.shape[2])]))
                 mask[i, n_prompt + len(t) - 1:] = 0
             hidden, _ = self._hidden(torch.stack(inputs), mask, repeat_cache(cache, rows))
             hidden = torch.cat([first, hidden], dim=1)
         else:
             hidden = first
-        logits = self._logits(hidden, n_tokens)
+        logits = self._logits(hidden, shapes, n_tokens)
         per_token = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                                 ignore_index=-100, reduction="none").view(rows, width)
         valid = (labels != -100).float()
@@ -369,12 +438,7 @@ class Student:
             self.lm.save_pretrained(directory / "adapter")
         elif not self.config.lora:
             self.lm.save_pretrained(directory / "model")
-        save_file({"token_embeddings": self.token_embeddings.detach().contiguous(),
-                   "head": self.head.detach().contiguous(),
-                   "depth_embeddings": self.depth_embeddings.detach().contiguous(),
-                   "length_embeddings": self.length_embeddings.detach().contiguous(),
-                   "count_embeddings": self.count_embeddings.detach().contiguous()},
-                  str(directory / "expression_tokens.safetensors"))
+        save_file(self.expression_tensors(), str(directory / "expression_tokens.safetensors"))
         self.tokenizer.save_pretrained(directory / "tokenizer")
         (directory / "student.json").write_text(json.dumps({
             "schema_version": 1, "n_features": self.vocab.n_features, "prompt": self.prompt,
@@ -399,9 +463,9 @@ class Student:
         tensors = load_file(str(directory / "expression_tokens.safetensors"))
         student.token_embeddings = nn.Parameter(tensors["token_embeddings"])
         student.head = nn.Parameter(tensors["head"])
-        student.depth_embeddings = nn.Parameter(tensors["depth_embeddings"])
-        student.length_embeddings = nn.Parameter(tensors["length_embeddings"])
-        student.count_embeddings = nn.Parameter(tensors["count_embeddings"])
+        for name in STRUCTURE_TABLES:
+            setattr(student, name, nn.Parameter(tensors[name]))
+        student.shape_bias = nn.Parameter(tensors["shape_bias"])
         student.metrics = from_dict(FinetuneMetrics, meta["metrics"]) if meta.get("metrics") else None
         student.loss_curve = meta.get("loss_curve", [])
         student.lm.eval()
@@ -421,21 +485,23 @@ class StudentSource:
         rows = n_inputs * beam
         cache = repeat_cache(copy.deepcopy(cache), rows)
         return {"cache": cache, "hidden": hidden.expand(rows, -1), "first": True,
-                "structure": torch.zeros(rows, 3, dtype=torch.long)}
+                "shapes": [PrefixShape(self.student.vocab) for _ in range(rows)]}
 
     def step(self, state, last_tokens: np.ndarray):
         student = self.student
         with torch.no_grad():
             if state["first"]:  # the prompt's last position predicts the first token
                 hidden = state["hidden"]
+                structure = torch.zeros(len(hidden), PrefixShape.WIDTH, dtype=torch.long)
                 state = {**state, "first": False}
             else:
                 ids = torch.tensor(np.asarray(last_tokens), dtype=torch.long)
-                structure = student.next_structure(state["structure"], ids)
+                structure = torch.tensor([shape.push(int(t)) for shape, t in zip(state["shapes"], last_tokens)],
+                                         dtype=torch.long)
                 out, cache = student._hidden(student.embed_tokens(ids, structure).unsqueeze(1), None, state["cache"])
                 hidden = out[:, -1]
-                state = {**state, "cache": cache, "structure": structure}
-            logp = torch.log_softmax(student._logits(hidden), dim=-1).numpy().astype(np.float64)
+                state = {**state, "cache": cache}
+            logp = torch.log_softmax(student._logits(hidden, structure), dim=-1).numpy().astype(np.float64)
         return logp, state
 
     def reorder(self, state, rows: np.ndarray):
@@ -443,4 +509,4 @@ class StudentSource:
         cache.reorder_cache(torch.tensor(rows, dtype=torch.long))
         index = torch.tensor(rows, dtype=torch.long)
         hidden = state["hidden"][index] if state["first"] else state["hidden"]
-        return {**state, "cache": cache, "hidden": hidden, "structure": state["structure"][index]}
+        return {**state, "cache": cache, "hidden": hidden, "shapes": [state["shapes"][r].copy() for r in rows]}
