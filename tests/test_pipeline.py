@@ -71,7 +71,7 @@ def test_stop_after_golden_then_latent_reuses_golden(tmp_path, table, capsys):
     n_scored = len(scores.read_text().splitlines())
     assert main(args + ["--stop-after", "latent"]) == 0
     out = capsys.readouterr().out
-    assert "latent model: held-out token accuracy" in out and "ml       decoder" in out
+    assert "latent model: held-out token accuracy" in out and "ml decoder:" in out
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["steps"]["golden"] and report["steps"]["latent"]
     assert report["steps"]["student"] is None and report["steps"]["teaming"] is None

@@ -142,3 +142,19 @@ def test_prefix_shape_tracks_depth_length_count_pairs_and_repeats():
     assert copy.push(vocab.eos_id) == shape.push(vocab.eos_id) == (1, 2, 2, 0, 0)  # the end adds nothing
     # An operator without its operands (an arity error) keeps the depth rule of the grammar.
     assert PrefixShape(vocab).push(vocab.index["+"])[0] == 0
+
+
+@pytest.mark.slow
+def test_prepare_command_leaves_the_pretrained_state_a_fit_starts_from(model_dir, capsys):
+    """``featteam prepare`` in the user's cache (as every slow test uses the converted model there):
+    the second call finds it cached."""
+    from pathlib import Path
+
+    from featteam.cli import main
+
+    assert main(["prepare", "--no-progress"]) == 0
+    assert main(["prepare", "--no-progress"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "already cached" in out[-1] and "student pre-trained on the expression language" in out[-1]
+    directory = Path(out[-1].rsplit(" in ", 1)[1])
+    assert (directory / COMPLETE_MARKER).exists() and (directory / "adapter").is_dir()

@@ -3,7 +3,7 @@
 At each decoding step the ML decoder's next-token distribution (conditioned on a searched
 embedding) and the student's (conditioned on its prompt and the prefix) are combined over the
 shared expression vocabulary by :class:`~featteam.decoding.MixtureSource` with the
-configuration's rule and weight (by default the log-linear product at lambda 0.5,
+configuration's rule and weight (by default the log-linear product at lambda 0.3,
 :data:`featteam.config.DEFAULT_TEAMING_RULE`), and decoded by the shared batched beam search,
 grammar-masked and unmasked.  ``ml`` is lambda = 1; the ``student`` mode samples the student
 alone (with lambda = 0 a beam search would give every searched point the same beams, since the
