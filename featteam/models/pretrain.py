@@ -285,6 +285,9 @@ def pretrain(base_model: str | None, config: PretrainConfig, directory: Path, pr
                               seconds=round(seconds, 1), disk_bytes=disk, first_loss=losses[0],
                               last_loss=float(np.mean(losses[-10:])))
     (directory / COMPLETE_MARKER).write_text(json.dumps({
-        "schema": PRETRAIN_SCHEMA, "config": asdict(config), "metrics": asdict(metrics), "loss_curve": losses},
+        "schema": PRETRAIN_SCHEMA, "config": asdict(config),
+        # where it lies and whether it was loaded are said by whoever reads it (read_metrics)
+        "metrics": {k: v for k, v in asdict(metrics).items() if k not in ("directory", "loaded_from_cache")},
+        "loss_curve": losses},
         indent=2))
     return metrics
