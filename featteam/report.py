@@ -385,7 +385,8 @@ def summary_text(report: RunReport, out: str | Path) -> str:
     for label, entry in (("ml", steps.latent), ("teaming", steps.teaming)):
         if entry:
             line = f"{label + ' decoder:':17s}{_validity(entry.unmasked)}; masked best {_fmt(entry.masked.best_score)}"
-            if label == "teaming" and steps.latent and steps.latent.unmasked.error_rate:
+            if (label == "teaming" and steps.latent and steps.latent.unmasked.error_rate
+                    and entry.unmasked.error_rate is not None):
                 ratio = entry.unmasked.error_rate / steps.latent.unmasked.error_rate
                 line += f"; {ratio:.2f} x the ML decoder's errors"
             lines.append(line)

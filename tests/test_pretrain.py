@@ -86,9 +86,11 @@ def test_pretraining_is_cached_reproducible_and_never_trusts_a_half_written_stat
     stale = tmp_path / "b" / "students" / (other.directory.split("/")[-1] + ".partial")
     stale.mkdir()
     (stale / "expression_tokens.safetensors").write_text("cut short by a kill")
+    (stale / "junk").write_text("left by the killed run")
     (tmp_path / "b" / "students" / other.directory.split("/")[-1] / COMPLETE_MARKER).unlink()
     redone = ensure_pretrained(model_dir, TINY)
     assert not redone.loaded_from_cache and not stale.exists()
+    assert not (tmp_path / "b" / "students" / other.directory.split("/")[-1] / "junk").exists()
     for name, tensor in _tensors(redone.directory).items():
         assert torch.equal(tensor, reference[name]), name
 
@@ -119,10 +121,23 @@ def test_a_student_starts_from_the_pretrained_state_at_any_width(model_dir, tmp_
             assert torch.allclose(shift, (trained["token_embeddings"][n_fixed:]
                                           - student.text_rows(Vocabulary(PRETRAIN_FEATURES).tokens)[n_fixed:]).mean(0),
                                   atol=1e-6)
-        assert torch.equal(student.depth_embeddings.detach(), trained["depth_embeddings"])
+        for name, tensor in student.expression_tensors().items():
+            if name not in ("token_embeddings", "head"):  # every structure table and the shape bias
+                assert torch.equal(tensor, trained[name]), name
         assert hasattr(student.lm, "peft_config")  # its adapter goes on training in the fine-tuning
         rows = student.sample(3, Grammar(student.vocab), masked=True, seed=0)
         assert all(row.finished for row in rows)
+    # Saved and loaded, it keeps every table; a student saved in another layout is a clear error.
+    import json
+
+    student.save(tmp_path / "saved")
+    loaded = Student.load(tmp_path / "saved")
+    for name, tensor in student.expression_tensors().items():
+        assert torch.equal(loaded.expression_tensors()[name], tensor), name
+    meta = json.loads((tmp_path / "saved" / "student.json").read_text())
+    (tmp_path / "saved" / "student.json").write_text(json.dumps({**meta, "schema_version": 1}))
+    with pytest.raises(FeatteamError, match="another featteam version"):
+        Student.load(tmp_path / "saved")
 
 
 def test_prefix_shape_tracks_depth_length_count_pairs_and_repeats():
@@ -140,6 +155,8 @@ def test_prefix_shape_tracks_depth_length_count_pairs_and_repeats():
     assert seen[9] == (1, 2, 2, 0, 0)
     copy = shape.copy()
     assert copy.push(vocab.eos_id) == shape.push(vocab.eos_id) == (1, 2, 2, 0, 0)  # the end adds nothing
+    assert copy.push(vocab.index["f2"]) == (2, 3, 2, 0, 0)
+    assert shape.push(vocab.eos_id) == (1, 2, 2, 0, 0)  # the copy's push left the original as it was
     # An operator without its operands (an arity error) keeps the depth rule of the grammar.
     assert PrefixShape(vocab).push(vocab.index["+"])[0] == 0
 

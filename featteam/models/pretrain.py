@@ -106,9 +106,16 @@ class PretrainConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def model_identity(model_dir: Path) -> str:
+    """What names a base model for the cache: its folder's resolved path and the size and time of
+    each of its files (two folders of the same name, or a model overwritten in place, differ)."""
+    files = sorted(p for p in model_dir.resolve().iterdir() if p.is_file())
+    return f"{model_dir.resolve()}|" + "|".join(f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in files)
+
+
 def pretrained_dir(model_dir: Path, config: PretrainConfig) -> Path:
     """Where the pre-trained state of the base model in ``model_dir`` is cached (nothing is created)."""
-    return cache_dir() / "students" / f"{model_dir.name}-{config.key(model_dir.name)}"
+    return cache_dir() / "students" / f"{model_dir.name}-{config.key(model_identity(model_dir))}"
 
 
 def read_metrics(directory: Path) -> PretrainMetrics:
@@ -170,6 +177,8 @@ def ensure_pretrained(base_model: str | None = None, config: PretrainConfig | No
 
 #: Rows of the random table every pre-training sequence is computed on.
 VALUE_CHECK_ROWS = 64
+#: Draws per wanted sequence before a batch gives up (a bound, not a budget).
+MAX_DRAWS_PER_SEQUENCE = 100
 
 
 #: Share of generic tables whose sequences draw most features from a pool over a few favoured
@@ -216,7 +225,9 @@ def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str
                         random_state=int(rng.integers(2**31)), pool=favoured_pool(rng, width))
     table = rng.lognormal(0.0, 1.0, size=(VALUE_CHECK_ROWS, width)) * rng.choice([-1.0, 1.0], size=width)
     sequences: list[list[str]] = []
-    while len(sequences) < config.batch_size:
+    for _ in range(MAX_DRAWS_PER_SEQUENCE * config.batch_size):
+        if len(sequences) == config.batch_size:
+            break
         kind, tokens = rng.random(), explorer.random()
         if kind < 1 / 3:
             tokens = explorer.mutate(tokens)
@@ -228,6 +239,9 @@ def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str
         except InvalidSequence:
             continue
         sequences.append(tokens)
+    if len(sequences) < config.batch_size:  # never seen: most random transformations are valid
+        raise FeatteamError(f"no valid generic transformations of width {width} in "
+                            f"{MAX_DRAWS_PER_SEQUENCE * config.batch_size} draws")
     return task, target, width, sequences
 
 

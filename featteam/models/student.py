@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..decoding import Draw, GrammarConstraint, Sampled, sample
+from ..errors import FeatteamError
 from ..expr import Grammar, Vocabulary, next_depth, token_text
 from ..llm.local import DEFAULT_MODEL, load_causal_lm
 from ..llm.torch_utils import cache_keyword, output_cache, quiet_transformers, repeat_cache
@@ -49,6 +50,8 @@ MAX_DEPTH = 16
 MAX_FEATURE_POSITION = 16
 #: Most closed features the feature-count embedding distinguishes (more are clamped).
 MAX_FEATURE_COUNT = 8
+#: The layout of a saved student (``student.json``); 2: the prefix-shape tables and bias.
+STUDENT_SCHEMA = 2
 #: The student's structure embeddings, one per entry of :class:`PrefixShape` (in its order).
 STRUCTURE_TABLES = ("depth_embeddings", "length_embeddings", "count_embeddings", "pair_embeddings",
                     "repeat_embeddings")
@@ -441,7 +444,7 @@ class Student:
         save_file(self.expression_tensors(), str(directory / "expression_tokens.safetensors"))
         self.tokenizer.save_pretrained(directory / "tokenizer")
         (directory / "student.json").write_text(json.dumps({
-            "schema_version": 1, "n_features": self.vocab.n_features, "prompt": self.prompt,
+            "schema_version": STUDENT_SCHEMA, "n_features": self.vocab.n_features, "prompt": self.prompt,
             "config": asdict(self.config), "metrics": to_json_value(self.metrics), "loss_curve": self.loss_curve},
             indent=2))
 
@@ -451,6 +454,10 @@ class Student:
 
         directory = Path(directory)
         meta = json.loads((directory / "student.json").read_text())
+        if meta.get("schema_version") != STUDENT_SCHEMA:
+            raise FeatteamError(f"the student in {directory} was saved by another featteam version (schema "
+                                f"{meta.get('schema_version')}, this one reads {STUDENT_SCHEMA}): run its student "
+                                "step again (delete the folder, or fit into a new run directory)")
         config = StudentConfig(**meta["config"])
         if not config.lora:
             config.base_model = str(directory / "model")
