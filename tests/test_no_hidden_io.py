@@ -85,6 +85,13 @@ def test_model_conversion_creates_the_models_folder_it_writes(tmp_path, monkeypa
     assert sorted(p.name for p in target.iterdir()) == ["config.json", "tokenizer.json"]
     assert [p.name for p in (cache / "models").iterdir()] == [target.name]  # no .partial left
     assert resolve_model_dir(_fake_gguf(tmp_path)) == target  # cached: not converted again
+    # Reinstalled (the same bytes, a new mtime): the same conversion; other bytes: another one.
+    import os
+
+    os.utime(tmp_path / "tiny.gguf", (1_000_000_000, 1_000_000_000))
+    assert resolve_model_dir(tmp_path / "tiny.gguf") == target
+    (tmp_path / "tiny.gguf").write_bytes(b"another model")
+    assert resolve_model_dir(tmp_path / "tiny.gguf") != target
 
 
 def test_model_conversion_replaces_a_stale_partial_folder(tmp_path, monkeypatch, fake_conversion):
