@@ -2,16 +2,16 @@
 
 A student fine-tuned on one table's golden set (30 to 100 examples, a few optimizer steps)
 has barely learnt to end a sequence, let alone postfix arity.  So, once per base model, the
-student's LoRA adapter, structure embeddings and expression-token rows are trained on sequences
-drawn from the grammar (:class:`featteam.explore.Explorer`'s random transformations and their
-mutations) over generic tables - ``f0..f{d-1}`` for widths d from 2 to
+student's LoRA adapter, structure embeddings, shape bias and expression-token rows are trained on
+sequences drawn from the grammar (:class:`featteam.explore.Explorer`'s random transformations,
+mutations and crossovers, checked valid on a random table) over generic tables - ``f0..f{d-1}`` for widths d from 2 to
 :data:`PRETRAIN_FEATURES`, classification and regression, a few target names - with the same
 prompt the student gets on a real table.  Every per-table fine-tuning then starts from it
 (:meth:`featteam.models.student.Student.start_from`) and only has to learn what is good for
 *its* table.
 
 The result is cached under ``cache_dir()/students/<base model>-<key>`` (the key hashes the
-pre-training's settings and schema, so a change trains a new one).  It is written to a
+pre-training's settings, its schema and the base model's files, so a change trains a new one).  It is written to a
 ``.partial`` folder renamed when complete, under a file lock, so a run killed mid-way leaves
 nothing a later run trusts (the next one starts over), and two fits that need it at once
 train it once.  ``featteam prepare`` runs it ahead of time; otherwise the first fit that needs
@@ -245,7 +245,8 @@ def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str
     return task, target, width, sequences
 
 
-def pretrain(base_model: str | None, config: PretrainConfig, directory: Path, progress: bool = False) -> PretrainMetrics:
+def pretrain(base_model: str | None, config: PretrainConfig, directory: Path,
+             progress: bool = False) -> PretrainMetrics:
     """Train the student's adapter, structure embeddings and expression-token rows on generic tables
     and write them to ``directory`` (:data:`COMPLETE_MARKER` last)."""
     import torch

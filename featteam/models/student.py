@@ -13,8 +13,10 @@ Each expression token's input also carries the shape of the prefix after it
 features already closed, whether the two values on top of the stack are the same expression
 and whether the feature so far repeats an earlier one (learned embeddings, zero at first):
 the student sees the structure it writes, as a transformer sees positions, and learns postfix
-arity far faster.  This is input,
-not a mask: unmasked sampling is still free to write invalid sequences.
+arity far faster.  The same shape also adds a learned bias to the next token's logits
+(:meth:`Student._logits`).  Both are learned from examples, in the one-time pre-training
+(:mod:`featteam.models.pretrain`) and the fine-tuning: input and prior, not a mask, so
+unmasked sampling is still free to write invalid sequences.
 
 Examples are weighted by the rank of their score (weights 0.5 to 1.5), so the
 student learns the language from every golden example and leans to the good ones.

@@ -31,8 +31,8 @@ class StudentStep(Step):
     and masked); the adapter and expression-token tables in ``RUN/student/``."""
 
     name = "student"
-    settings = ("student_model", "student_lora", "student_pretraining", "student_epochs", "student_max_steps", "student_max_seconds",
-                "student_weighting", "student_samples")
+    settings = ("student_model", "student_lora", "student_pretraining", "student_epochs", "student_max_steps",
+                "student_max_seconds", "student_weighting", "student_samples")
     artefacts = ("student/student.json",)
     modes = (Mode.STUDENT,)
 
