@@ -26,7 +26,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -172,7 +172,7 @@ def ensure_pretrained(base_model: str | None = None, config: PretrainConfig | No
                        model_dir.name, target)
         metrics = pretrain(base_model, config, partial, progress=progress)
         partial.rename(target)  # atomic: a half-written state is never used
-    return PretrainMetrics(**{**asdict(metrics), "directory": str(target)})
+    return replace(metrics, directory=str(target))
 
 
 #: Rows of the random table every pre-training sequence is computed on.
@@ -189,17 +189,23 @@ POOL_SHARE = 2 / 3
 POOL_SIZE = 30
 
 
+def _explorer(width: int, seed: int, pool: list[list[str]] | None = None):
+    """An :class:`~featteam.explore.Explorer` over ``width`` columns with the default limits."""
+    from ..explore import Explorer
+
+    return Explorer(width, DEFAULT_MAX_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_FEATURE_LENGTH,
+                    random_state=seed, pool=pool or ())
+
+
 def favoured_pool(rng: np.random.Generator, width: int) -> list[list[str]]:
     """A pool of random features over 1 to 5 favoured columns of a ``width``-column table (empty
     for :data:`POOL_SHARE` of the calls' complement: the columns are then drawn uniformly)."""
-    from ..explore import Explorer
     from ..expr.vocab import feature_index, feature_token
 
     if rng.random() >= POOL_SHARE:
         return []
     favoured = rng.choice(width, size=int(rng.integers(1, min(width, 5) + 1)), replace=False)
-    sub = Explorer(len(favoured), DEFAULT_MAX_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_FEATURE_LENGTH,
-                   random_state=int(rng.integers(2**31)))
+    sub = _explorer(len(favoured), int(rng.integers(2**31)))
     pool = []
     for _ in range(POOL_SIZE):
         feature = sub.random_feature()
@@ -215,14 +221,12 @@ def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str
     valid on a random table of that width (so none is constant, duplicate or non-finite, as
     ``f3 f3 -`` would be: the student learns what a valid run keeps)."""
     from ..expr import InvalidSequence, check_values, evaluate
-    from ..explore import Explorer
 
     width = int(np.exp(rng.uniform(np.log(config.min_features), np.log(config.max_features + 1))))
     width = min(max(width, config.min_features), config.max_features)
     task = TASKS[int(rng.integers(len(TASKS)))]
     target = TARGET_NAMES[int(rng.integers(len(TARGET_NAMES)))]
-    explorer = Explorer(width, DEFAULT_MAX_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_FEATURE_LENGTH,
-                        random_state=int(rng.integers(2**31)), pool=favoured_pool(rng, width))
+    explorer = _explorer(width, int(rng.integers(2**31)), favoured_pool(rng, width))  # the seed is drawn first
     table = rng.lognormal(0.0, 1.0, size=(VALUE_CHECK_ROWS, width)) * rng.choice([-1.0, 1.0], size=width)
     sequences: list[list[str]] = []
     for _ in range(MAX_DRAWS_PER_SEQUENCE * config.batch_size):

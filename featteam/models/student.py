@@ -57,6 +57,8 @@ STUDENT_SCHEMA = 2
 #: The student's structure embeddings, one per entry of :class:`PrefixShape` (in its order).
 STRUCTURE_TABLES = ("depth_embeddings", "length_embeddings", "count_embeddings", "pair_embeddings",
                     "repeat_embeddings")
+#: Every table the student adds to its LM, by attribute name (saved beside the adapter).
+EXPRESSION_TABLES = ("token_embeddings", "head", *STRUCTURE_TABLES, "shape_bias")
 #: The fine-tuning learning rate of a student that starts from its pre-training: the fresh
 #: adapter's 3e-3 undoes what the pre-training taught in five steps (measured on the demo
 #: table: 5 of 16 unmasked samples valid after fine-tuning at 3e-3, 8-12 at 1e-3; 48 samples
@@ -115,9 +117,9 @@ class PrefixShape:
     duplicate, as a transformer sees positions.  Input only, never a mask.
     """
 
-    WIDTH = 5
     #: Distinct values of each entry (the rows of its embedding table).
     SIZES = (MAX_DEPTH + 1, MAX_FEATURE_POSITION + 1, MAX_FEATURE_COUNT + 1, 2, 2)
+    WIDTH = len(SIZES)
 
     def __init__(self, vocab: Vocabulary) -> None:
         self.vocab = vocab
@@ -216,19 +218,14 @@ class Student:
         n_fixed = len(self.vocab.tokens) - self.vocab.n_features
         n_trained = tensors["token_embeddings"].shape[0] - n_fixed
         trained_text = self.text_rows(Vocabulary(n_trained).tokens)
-        rows = {}
+        own_text = self.text_rows(self.vocab.tokens)
+        keep = min(len(self.vocab), tensors["token_embeddings"].shape[0])
         for name in ("token_embeddings", "head"):
             table = tensors[name]
-            shift = (table[n_fixed:] - trained_text[n_fixed:]).mean(0)
-            own = self.text_rows(self.vocab.tokens) + shift
-            keep = min(len(self.vocab), table.shape[0])
+            own = own_text + (table[n_fixed:] - trained_text[n_fixed:]).mean(0)
             own[:keep] = table[:keep]
-            rows[name] = own
-        self.token_embeddings = nn.Parameter(rows["token_embeddings"])
-        self.head = nn.Parameter(rows["head"])
-        for name in STRUCTURE_TABLES:
-            setattr(self, name, nn.Parameter(tensors[name].clone()))
-        self.shape_bias = nn.Parameter(tensors["shape_bias"].clone())
+            tensors[name] = own
+        self._set_tables(tensors)
         with quiet_transformers():
             lm = PeftModel.from_pretrained(self.base, directory / "adapter", is_trainable=self.config.lora)
         self.lm = lm if self.config.lora else lm.merge_and_unload()
@@ -270,9 +267,8 @@ class Student:
         return self.lm.get_input_embeddings()(ids)
 
     def parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.lm.parameters() if p.requires_grad] + [self.token_embeddings, self.head,
-                                                                        *self.structure_tables(),
-                                                                        self.shape_bias]
+        return [p for p in self.lm.parameters() if p.requires_grad] + [getattr(self, name)
+                                                                        for name in EXPRESSION_TABLES]
 
     def structure_tables(self) -> list[nn.Parameter]:
         """The embeddings of the prefix's shape, in :class:`PrefixShape`'s order."""
@@ -281,8 +277,12 @@ class Student:
     def expression_tensors(self) -> dict[str, torch.Tensor]:
         """What the student adds to its LM, by name: the expression-token rows (input and head) and
         the structure embeddings (saved beside the adapter)."""
-        return {name: getattr(self, name).detach().contiguous()
-                for name in ("token_embeddings", "head", *STRUCTURE_TABLES, "shape_bias")}
+        return {name: getattr(self, name).detach().contiguous() for name in EXPRESSION_TABLES}
+
+    def _set_tables(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take every table of :data:`EXPRESSION_TABLES` from ``tensors`` (as trainable copies)."""
+        for name in EXPRESSION_TABLES:
+            setattr(self, name, nn.Parameter(tensors[name].clone()))
 
     def embed_tokens(self, token_ids: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
         """A token's input: its row plus the embeddings of the prefix's shape after it
@@ -470,11 +470,7 @@ class Student:
             with quiet_transformers():
                 student.lm = PeftModel.from_pretrained(student.base, directory / "adapter")
         tensors = load_file(str(directory / "expression_tokens.safetensors"))
-        student.token_embeddings = nn.Parameter(tensors["token_embeddings"])
-        student.head = nn.Parameter(tensors["head"])
-        for name in STRUCTURE_TABLES:
-            setattr(student, name, nn.Parameter(tensors[name]))
-        student.shape_bias = nn.Parameter(tensors["shape_bias"])
+        student._set_tables(tensors)
         student.metrics = from_dict(FinetuneMetrics, meta["metrics"]) if meta.get("metrics") else None
         student.loss_curve = meta.get("loss_curve", [])
         student.lm.eval()
