@@ -135,9 +135,9 @@ class FitConfig:
     max_selected_features: int = setting(12, "most new features in the chosen transformation (how many is "
                                              "decided by measurement, none included)", cli=True)
     validation_size: float = setting(0.2, "honest protocol: share of the training split held out of the search; "
-                                          "the output is chosen on these rows (0, or a table too small to hold out "
-                                          "20 rows: chosen on a fresh partition of the search rows into folds "
-                                          "instead)", cli=True)
+                                          "the output is chosen on these rows and the search rows together (0, or "
+                                          "a table too small to hold out 20 rows: on the search rows alone)",
+                                     cli=True)
     # step 2: the latent model and its search
     search_top_k: int = setting(20, "golden examples the gradient search starts from")
     step_sizes: tuple[float, ...] = setting((1.0, 2.0, 3.0, 4.0, 5.0), "step sizes of the gradient search")

@@ -134,8 +134,8 @@ class Evaluator:
     validation_size : float
         Honest protocol: the share of the training split held out of the search (a stratified
         sample, drawn with ``split_seed``): the screen, the golden set, the decoders and their
-        scores never see these rows, and the output is chosen on them
-        (:meth:`validation_score`; at most ``max_search_rows`` of them).  0, or too small a
+        scores never see these rows; the output is chosen on them and the search rows together
+        (:meth:`choice_scores`; at most ``max_search_rows`` of them).  0, or too small a
         table for :data:`MIN_VALIDATION_ROWS`: no validation rows.  The paper protocol has none.
     engine : Engine, optional
         Where candidates are scored (:mod:`featteam.engine`): by default ``n_jobs`` processes
@@ -179,6 +179,10 @@ class Evaluator:
         #: rows of the training split no search step sees; the output is chosen on them (honest only)
         self.validation_rows = self._sample_rows(validation, max_search_rows)
         self.search_rows = self._sample_rows(search_pool, max_search_rows)
+        #: the rows the output is chosen on (:meth:`choice_scores`): the search rows and the validation
+        #: rows together, sampled as the search rows are; without validation rows, the search rows
+        self.choice_rows = (self._sample_rows(np.sort(np.concatenate([self.search_rows, self.validation_rows])),
+                                              max_search_rows) if len(self.validation_rows) else self.search_rows)
         self.folds = self._make_folds(self.search_rows)
         self.cache: dict[tuple[str, ...], Scored] = {}
         #: the cheap screen candidates pass before they are scored (featteam.screen; set by the run, or None)
@@ -273,10 +277,14 @@ class Evaluator:
 
     def _cv_score(self, tokens: Sequence[str] | None, rows: np.ndarray | None = None,
                   folds: list | None = None) -> float:
+        return float(np.mean(self._fold_scores(tokens, rows, folds)))
+
+    def _fold_scores(self, tokens: Sequence[str] | None, rows: np.ndarray | None = None,
+                     folds: list | None = None) -> list[float]:
         rows = self.search_rows if rows is None else rows
         if self.protocol == "paper":  # the literature fits everything on the whole split
             features = self._features(tokens, rows, np.arange(len(rows)))
-            return self._cv_of(lambda fit, held: features, rows, self.folds if folds is None else folds)
+            return self._scores_of(lambda fit, held: features, rows, self.folds if folds is None else folds)
 
         def fold_features(fit: np.ndarray, held: np.ndarray) -> np.ndarray:
             # Fit imputation and stateful operators on this fold's training rows only.
@@ -286,11 +294,11 @@ class Evaluator:
             features[order] = computed
             return features
 
-        return self._cv_of(fold_features, rows, self.folds if folds is None else folds)
+        return self._scores_of(fold_features, rows, self.folds if folds is None else folds)
 
-    def _cv_of(self, features_for: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
-               folds: list) -> float:
-        """Mean CV score over ``folds`` of ``rows``; ``features_for(fit, held)`` gives the columns."""
+    def _scores_of(self, features_for: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
+                   folds: list) -> list[float]:
+        """The score on each of ``folds`` of ``rows``; ``features_for(fit, held)`` gives the columns."""
         y = self.y[rows]
         scores = []
         for fit, held in folds:
@@ -298,7 +306,7 @@ class Evaluator:
             model = make_model(self.task, self.model, n_trees=self.search_trees)
             model.fit(features[fit], y[fit])
             scores.append(self.metric(y[held], model.predict(features[held])))
-        return float(np.mean(scores))
+        return scores
 
     # -- public API -----------------------------------------------------------------
 
@@ -349,29 +357,27 @@ class Evaluator:
         self._check_unlimited(tokens)
         self._features(tokens, self.search_rows, np.arange(len(self.search_rows)))
 
-    def cv_score(self, tokens: Sequence[str] | None, repeat: int = 0) -> float:
+    def cv_score(self, tokens: Sequence[str] | None) -> float:
         """The search score of ``tokens`` without the search's length limits (the assembled
-        output may hold more features than one candidate), on the search folds (``repeat`` 0)
-        or on another partition of the same rows into folds (``repeat`` r: seed ``split_seed + r``).
+        output may hold more features than one candidate), on the search folds.
 
         Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
         if tokens:
             self._check_unlimited(tokens)
-        folds = self.folds if repeat == 0 else self._make_folds(self.search_rows, self.split_seed + repeat)
-        return self._cv_score(tokens, folds=folds)
+        return self._cv_score(tokens)
 
-    def validation_score(self, tokens: Sequence[str] | None) -> float:
-        """The score on the validation rows (honest protocol with ``validation_size`` > 0): the
-        transformation and the full downstream model fitted on the search rows, the held-out
-        rows scored once.  No search step has seen those rows, so choosing among a few
-        finalists by this score does not inherit the search's luck.
+    def choice_scores(self, tokens: Sequence[str] | None, repeat: int) -> list[float]:
+        """The score on each fold of the choice rows (:attr:`choice_rows`) partitioned with seed
+        ``split_seed + repeat`` (``repeat`` >= 1: never the search's partition), the
+        transformation fitted on each fold's training part.  Every transformation compared with
+        the same ``repeat`` sees the same folds, so their scores pair up fold by fold.
 
         Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
-        if not len(self.validation_rows):
-            raise FeatteamError("this evaluator holds out no validation rows (honest protocol, validation_size > 0)")
+        if repeat < 1:
+            raise FeatteamError("the choice's partitions are repeats 1, 2, ...: repeat 0 is the search's")
         if tokens:
             self._check_unlimited(tokens)
-        return self._fit_and_score(tokens, self.search_rows, self.validation_rows)
+        return self._fold_scores(tokens, self.choice_rows, self._make_folds(self.choice_rows, self.split_seed + repeat))
 
     def _fit_and_score(self, tokens: Sequence[str] | None, fit_rows: np.ndarray, score_rows: np.ndarray) -> float:
         """Fit the transformation and the full model on ``fit_rows``; the metric on ``score_rows``."""
@@ -423,7 +429,7 @@ class Evaluator:
         features_fit = np.hstack([X_fit, _finite(new_fit, new_fit)])
         if self.protocol == "paper":
             rows = self.protocol_rows
-            return self._cv_of(lambda fit, held: features_fit, rows, self._make_folds(rows))
+            return float(np.mean(self._scores_of(lambda fit, held: features_fit, rows, self._make_folds(rows))))
         model = make_model(self.task, self.model)
         model.fit(features_fit, y_fit)
         prediction = model.predict(np.hstack([X_apply, _finite(new_apply, new_fit)]))
@@ -439,11 +445,11 @@ class Evaluator:
         (renumbered 0..n-1; the folds are positions within them, so every score is the same),
         without the data frame, the other rows, the cache, the screen or the engine.  A copy
         made by pickling scores candidates (:meth:`score`, :meth:`score_many`); the
-        final, validation and generated scores need the original evaluator."""
+        final, choice and generated scores need the original evaluator."""
         state = dict(self.__dict__)
         rows = self.search_rows
         state.update(X=self.X[rows], y=self.y[rows], search_rows=np.arange(len(rows)), dataset=None,
-                     train_rows=None, test_rows=None, protocol_rows=None, validation_rows=None,
+                     train_rows=None, test_rows=None, protocol_rows=None, validation_rows=None, choice_rows=None,
                      cache={}, screen=None, engine=None, cache_path=None)
         return state
 

@@ -240,10 +240,14 @@ class Finalist:
 
     label: str
     n_features: int
-    #: mean CV score over the search folds, then, for the best few, the score on rows the search did not
-    #: use (the validation rows, or a fresh partition of the search rows into folds without them)
+    #: mean CV score over the search folds, then, for the best few and the original features, the mean
+    #: over the choice rows' folds (selection: the search and validation rows, new partitions)
     cv_scores: list[float]
     estimate: float
+    #: for those compared on the choice rows: the mean gain over the original features there, fold by
+    #: fold, and its standard error (corrected for overlapping folds)
+    gain: float | None = None
+    standard_error: float | None = None
 
 
 @dataclass
@@ -263,8 +267,8 @@ class SelectionResult:
     per_mode: dict[str, ModeResult]
     n_candidates: int
     features: list[ChosenFeature] = field(default_factory=list)
-    #: the chosen transformation's estimated score before the test split (the validation rows' score, or
-    #: the CV score on a fresh partition of the search rows), and how it was made
+    #: the chosen transformation's estimated score before the test split (its mean over the choice rows'
+    #: folds), and how it was made
     estimate: float | None = None
     estimate_method: str = ""
     finalists: list[Finalist] = field(default_factory=list)
@@ -409,7 +413,10 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         else:
             lines.append("\nchosen: no new feature (nothing beat the original features on the rows it was chosen on)")
         if result.estimate is not None:
-            lines.append(f"estimate {result.estimate:.4f}: {result.estimate_method}")
+            chosen = [f for f in result.finalists if f.label == result.chosen and f.gain is not None]
+            margin = (f" ({chosen[0].gain:+.4f} ± {chosen[0].standard_error:.4f} over the original features)"
+                      if chosen and result.chosen != "original" else "")
+            lines.append(f"estimate {result.estimate:.4f}{margin}: {result.estimate_method}")
         lines.append(f"{report.metric} under the {report.protocol} protocol: original {result.original_score:.4f} "
                      f"-> with the new features {result.score:.4f} ({result.gain:+.4f})")
         lines.append(f"written: {out}/transformation.json (apply with `featteam transform`), report.json, "

@@ -67,20 +67,23 @@ def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_
     evaluator = Evaluator(dataset, "honest", validation_size=0.25)
     search, validation = set(evaluator.search_rows), set(evaluator.validation_rows)
     assert not search & validation and search | validation == set(evaluator.train_rows)
+    assert set(evaluator.choice_rows) == search | validation  # the output is chosen on both
     tokens = ["f0", "f1", "*"]
     before = evaluator.score(tokens).score
-    # The search never reads the validation rows' targets; the validation score does.
+    # The search never reads the validation rows' targets; the choice does.
     dataset.y = dataset.y.copy()
     dataset.y[evaluator.validation_rows] = 0.0
     scrambled = Evaluator(dataset, "honest", validation_size=0.25)
     assert scrambled.score(tokens).score == before
-    assert scrambled.validation_score(tokens) != evaluator.validation_score(tokens)
-    assert evaluator.validation_score(tokens) > evaluator.validation_score(None) + 0.1  # the product is the target
-    # The paper protocol and validation_size=0 hold nothing out; asking for a score there is a clear error.
+    assert scrambled.choice_scores(tokens, 1) != evaluator.choice_scores(tokens, 1)
+    product, original = evaluator.choice_scores(tokens, 1), evaluator.choice_scores(None, 1)
+    assert len(product) == evaluator.n_splits and min(np.subtract(product, original)) > 0.1  # the product is the target
+    assert evaluator.choice_scores(tokens, 2) != product  # another partition
+    with pytest.raises(FeatteamError, match="repeat 0 is the search's"):
+        evaluator.choice_scores(tokens, 0)
+    # The paper protocol and validation_size=0 hold nothing out: the output is chosen on the search rows.
     for other in (Evaluator(dataset, "paper", validation_size=0.25), Evaluator(dataset, "honest")):
-        assert len(other.validation_rows) == 0
-        with pytest.raises(FeatteamError, match="no validation rows"):
-            other.validation_score(tokens)
+        assert len(other.validation_rows) == 0 and list(other.choice_rows) == list(other.search_rows)
     # Too small a share for a choice (3 rows): none held out, said in the log.
     assert len(Evaluator(dataset, "honest", validation_size=0.02).validation_rows) == 0
 

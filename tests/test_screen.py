@@ -11,7 +11,7 @@ from featteam.explore import Explorer
 from featteam.expr import Transformation, split_features
 from featteam.expr.vocab import SEP
 from featteam.screen import FeatureScreen
-from featteam.selection import select
+from featteam.selection import _Option, choose, corrected_standard_error, select
 from featteam.transformer import FeatureTransformer
 
 
@@ -102,6 +102,8 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
     assert labels[:4] == ["original", "teacher", "ml", "best:2"] and "bank:2" in labels
     assert result.gain > 0.005 and result.estimate is not None and "validation rows" in result.estimate_method
     assert result.chosen in [f.label for f in result.finalists] and len(result.finalists[0].cv_scores) == 2
+    chosen = next(f for f in result.finalists if f.label == result.chosen)
+    assert chosen.gain > chosen.standard_error > 0  # kept: more than one standard error over the original
     product = [f for f in result.features if f.postfix == "[f0 f1 *]"]
     assert product and product[0].modes == ["ml"] and product[0].steps == ["latent"]
     saved = Transformation.load(tmp_path / "transformation.json")
@@ -122,6 +124,38 @@ def test_the_original_features_are_kept_when_no_feature_helps(tmp_path):
     assert result.mode == "original" and result.formulas == [] and result.gain == 0.0
     deployed = FeatureTransformer(str(tmp_path / "transformation.json")).fit(frame[["a", "b", "c"]])
     assert deployed.transform(frame[["a", "b", "c"]]).shape == (150, 3)
+
+
+def test_the_standard_error_of_repeated_folds_is_corrected_for_their_overlap():
+    differences = [0.01, -0.01] * 5  # 2 x 5-fold: J = 10, n_test / n_train = 1/4
+    naive = np.std(differences, ddof=1) / np.sqrt(10)
+    assert corrected_standard_error(differences, 5) == pytest.approx(np.sqrt((0.1 + 0.25) * (0.01 ** 2 * 10 / 9)))
+    assert corrected_standard_error(differences, 5) > 1.8 * naive
+    assert corrected_standard_error([0.02], 5) == float("inf")  # one fold says nothing of its spread
+
+
+@pytest.mark.slow  # downstream CV scores: the full suite
+def test_a_gain_within_one_standard_error_keeps_the_original_features():
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.normal(size=(300, 4)), columns=["a", "b", "c", "d"])
+    frame["target"] = frame["a"] * frame["b"] + 0.5 * rng.normal(size=300)
+    dataset = prepare(frame, "target")
+    honest, paper = Evaluator(dataset, "honest", validation_size=0.2), Evaluator(dataset, "paper")
+
+    def options(evaluator, *tokens):
+        return [_Option("original", [], [evaluator.score_original()], [])] + [
+            _Option(" ".join(t), t, [evaluator.cv_score(t)], [None] * len(split_features(t))) for t in tokens]
+
+    noise, product = ["f3", "sin"], ["f0", "f1", "*"]
+    both = options(honest, noise, product)
+    assert choose(both, honest) is both[2] and both[2].gain > 3 * both[2].standard_error
+    assert len(both[1].scores) == 2 and both[1].gain is not None  # compared too, fold by fold
+    # sin of a noise column: a small positive mean gain on the choice rows, within one standard error.
+    alone = options(honest, noise)
+    assert choose(alone, honest) is alone[0] and 0 < alone[1].gain < alone[1].standard_error
+    # The paper protocol keeps the best mean gain without the margin.
+    alone = options(paper, noise)
+    assert (choose(alone, paper) is alone[1]) == (alone[1].gain > 0)
 
 
 def test_the_transformation_that_adds_nothing_round_trips(tmp_path):
