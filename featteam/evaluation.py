@@ -176,7 +176,8 @@ class Evaluator:
             raise FeatteamError(f"validation_size must be in [0, 1), not {validation_size}")
         self.validation_size = validation_size if protocol == "honest" else 0.0
         search_pool, validation = self._hold_out(self.protocol_rows, self.validation_size)
-        #: rows of the training split no search step sees; the output is chosen on them (honest only)
+        #: rows of the training split no search step sees; the output is chosen on them and the search rows
+        #: together (choice_rows; honest only)
         self.validation_rows = self._sample_rows(validation, max_search_rows)
         self.search_rows = self._sample_rows(search_pool, max_search_rows)
         #: the rows the output is chosen on (:meth:`choice_scores`): the search rows and the validation
@@ -215,7 +216,7 @@ class Evaluator:
         kept, held = self._split_rows(rows, test_size=share)
         if len(held) < MIN_VALIDATION_ROWS:
             logger.warning("validation_size=%s would hold out only %d rows, too few to choose on: the output is "
-                           "chosen on a fresh partition of the search rows instead", share, len(held))
+                           "chosen on the search rows alone (new partitions into folds)", share, len(held))
             return rows, rows[:0]
         return kept, held
 

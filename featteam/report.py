@@ -411,7 +411,12 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         if result.formulas:
             lines.append(f"\nchosen ({result.mode}): {', '.join(result.formulas)}")
         else:
-            lines.append("\nchosen: no new feature (nothing beat the original features on the rows it was chosen on)")
+            compared = [f for f in result.finalists if f.gain is not None and f.label != "original"]
+            best = max(compared, key=lambda f: f.gain, default=None)
+            why = (f"the best finalist, {best.label}, gained {best.gain:+.4f} ± {best.standard_error:.4f} over the "
+                   "original features where the output is chosen: not enough to keep" if best else
+                   "nothing beat the original features on the rows it was chosen on")
+            lines.append(f"\nchosen: no new feature ({why})")
         if result.estimate is not None:
             chosen = [f for f in result.finalists if f.label == result.chosen and f.gain is not None]
             margin = (f" ({chosen[0].gain:+.4f} ± {chosen[0].standard_error:.4f} over the original features)"

@@ -49,9 +49,9 @@ RESCORED = 3
 CHOICE_REPEATS = 2
 #: The step each mode belongs to (from the steps' own lists).
 STEP_OF_MODE = {mode: step.name for step in STEPS for mode in step.modes}
-CHOICE_METHOD = ("{k}-fold CV repeated on {r} new partitions of the {n} choice rows ({rows}), each finalist paired "
-                 "fold by fold with the original features; of {m} finalists the largest mean gain{rule}; the test "
-                 "split is not used")
+CHOICE_METHOD = ("{k}-fold CV (the search's forest) repeated on {r} new partitions of the {n} choice rows ({rows}), "
+                 "{m} finalists each paired fold by fold with the original features; the largest mean gain{rule}; "
+                 "the test split is not used")
 ONE_STANDARD_ERROR = (", kept only when it exceeds one standard error (Nadeau-Bengio corrected), else the original "
                       "features")
 
@@ -68,7 +68,7 @@ class _Option:
 
     @property
     def estimate(self) -> float:
-        """The score on the rows the search did not use where there is one, else on the search folds."""
+        """The mean over the choice rows' folds where it was compared there, else the search CV score."""
         return float(self.scores[-1])
 
 
@@ -192,7 +192,6 @@ def choose(options: list[_Option], evaluator: Evaluator) -> _Option:
                                        for score in evaluator.choice_scores(options[i].tokens, repeat)])
         except InvalidSequence as exc:  # a sparse column can be constant on one of the folds
             logger.info("finalist %s left out: %s", options[i].label, exc)
-            options[i].scores.append(float("-inf"))
             continue
         options[i].scores.append(float(fold_scores[i].mean()))
         differences = fold_scores[i] - fold_scores[0]
@@ -211,7 +210,7 @@ def _estimate_method(evaluator: Evaluator, options: list[_Option]) -> str:
     rows = (f"the search rows and the {n_validation} validation rows the search never used" if n_validation
             else "the search rows")
     return CHOICE_METHOD.format(k=evaluator.n_splits, r=CHOICE_REPEATS, n=len(evaluator.choice_rows), rows=rows,
-                                m=sum(o.gain is not None for o in options),
+                                m=sum(o.gain is not None for o in options[1:]),
                                 rule=ONE_STANDARD_ERROR if evaluator.protocol == "honest" else "")
 
 

@@ -10,6 +10,7 @@ from featteam.evaluation import Evaluator
 from featteam.explore import Explorer
 from featteam.expr import Transformation, split_features
 from featteam.expr.vocab import SEP
+from featteam.report import DataSummary, Finalist, RunReport, SelectionResult, summary_text
 from featteam.screen import FeatureScreen
 from featteam.selection import _Option, choose, corrected_standard_error, select
 from featteam.transformer import FeatureTransformer
@@ -164,3 +165,21 @@ def test_the_transformation_that_adds_nothing_round_trips(tmp_path):
     assert fitted.transform(frame).shape == (3, 0) and fitted.formulas == []
     fitted.save(tmp_path / "t.json")
     assert Transformation.load(tmp_path / "t.json").transform(frame).shape == (3, 0)
+
+
+def test_the_summary_says_why_the_original_features_were_kept_or_how_much_the_chosen_gain():
+    def result(chosen, gain, standard_error):
+        return SelectionResult(
+            original_score=0.70, score=0.70 if chosen == "original" else 0.72, gain=0.0, mode=chosen,
+            search_score=0.7, formulas=[] if chosen == "original" else ["(a * b)"], postfix="", per_mode={},
+            n_candidates=3, estimate=0.71, estimate_method="how",
+            finalists=[Finalist("original", 0, [0.7, 0.7], 0.7, 0.0, 0.0),
+                       Finalist("bank:2", 2, [0.72, 0.71], 0.71, gain, standard_error)], chosen=chosen)
+
+    data = DataSummary(path=None, name="t", rows=10, features=2, task="regression", target="y")
+    kept = summary_text(RunReport(data=data, protocol="honest", metric="m", original_search_score=0.7,
+                                  result=result("original", 0.004, 0.006)), "out")
+    assert "the best finalist, bank:2, gained +0.0040 ± 0.0060 over the original features" in kept
+    added = summary_text(RunReport(data=data, protocol="honest", metric="m", original_search_score=0.7,
+                                   result=result("bank:2", 0.02, 0.006)), "out")
+    assert "estimate 0.7100 (+0.0200 ± 0.0060 over the original features): how" in added
