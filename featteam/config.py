@@ -138,6 +138,9 @@ class FitConfig:
                                           "the output is chosen on these rows and the search rows together (0, or "
                                           "a table too small to hold out 20 rows: on the search rows alone)",
                                      cli=True)
+    choice_margin: float = setting(1.0, "honest protocol: standard errors by which the chosen transformation's "
+                                        "mean gain over the original features must exceed zero where the output "
+                                        "is chosen, else nothing is added (0: any positive gain)", cli=True)
     # step 2: the latent model and its search
     search_top_k: int = setting(20, "golden examples the gradient search starts from")
     step_sizes: tuple[float, ...] = setting((1.0, 2.0, 3.0, 4.0, 5.0), "step sizes of the gradient search")
@@ -189,6 +192,8 @@ class FitConfig:
         for name in ("max_calls", "max_tokens", "student_max_steps", "search_trees"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1 when given")
+        if not 0.0 <= self.choice_margin <= 10.0:
+            raise FeatteamError(f"choice_margin must be between 0 and 10 standard errors, not {self.choice_margin}")
         if not 0.0 <= self.validation_size < 0.9:
             raise FeatteamError(f"validation_size must be at least 0 and below 0.9, not {self.validation_size}")
         for name in ("teacher_share", "teaming_lambda"):

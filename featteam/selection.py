@@ -54,8 +54,8 @@ STEP_OF_MODE = {mode: step.name for step in STEPS for mode in step.modes}
 CHOICE_METHOD = ("{k}-fold CV (the search's forest) repeated on {r} new partitions of the {n} choice rows ({rows}), "
                  "{m} finalists each paired fold by fold with the original features; the largest mean gain{rule}; "
                  "the test split is not used")
-ONE_STANDARD_ERROR = (", kept only when it exceeds one standard error (Nadeau-Bengio corrected), else the original "
-                      "features")
+MARGIN = (", kept only when it exceeds {margin:g} standard error(s) (Nadeau-Bengio corrected), else the original "
+          "features")
 
 
 @dataclass
@@ -178,13 +178,13 @@ def corrected_standard_error(differences: Sequence[float], n_splits: int) -> flo
     return float(np.sqrt((1.0 / len(differences) + 1.0 / (n_splits - 1)) * differences.var(ddof=1)))
 
 
-def choose(options: list[_Option], evaluator: Evaluator) -> _Option:
+def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) -> _Option:
     """The chosen finalist (module docstring).  The :data:`RESCORED` best on the search folds
     and the original features (``options[0]``) are scored on every fold of
     :data:`CHOICE_REPEATS` new partitions of the choice rows; each finalist's per-fold
     differences from the original give its mean gain and standard error.  The largest mean
-    gain wins (ties: fewer features, then the earlier) if it exceeds one standard error under
-    the honest protocol (or is above zero under the paper protocol); otherwise the original."""
+    gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard errors
+    under the honest protocol (or is above zero under the paper protocol); otherwise the original."""
     first = sorted(range(len(options)), key=lambda i: (-options[i].scores[0], len(options[i].features), i))
     finalists = sorted(set(first[:RESCORED]) | {0})
     fold_scores: dict[int, np.ndarray] = {}
@@ -203,22 +203,23 @@ def choose(options: list[_Option], evaluator: Evaluator) -> _Option:
     if not contenders:
         return options[0]
     best = options[min(contenders, key=lambda i: (-options[i].gain, len(options[i].features), i))]
-    margin = best.standard_error if evaluator.protocol == "honest" else 0.0
-    return best if best.gain > margin else options[0]
+    needed = margin * best.standard_error if evaluator.protocol == "honest" and margin > 0 else 0.0
+    return best if best.gain > needed else options[0]
 
 
-def _estimate_method(evaluator: Evaluator, options: list[_Option]) -> str:
+def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float) -> str:
     n_validation = len(evaluator.validation_rows)
     rows = (f"the search rows and the {n_validation} validation rows the search never used" if n_validation
             else "the search rows")
     return CHOICE_METHOD.format(k=evaluator.n_splits, r=CHOICE_REPEATS, n=len(evaluator.choice_rows), rows=rows,
                                 m=sum(o.gain is not None for o in options[1:]),
-                                rule=ONE_STANDARD_ERROR if evaluator.protocol == "honest" else "")
+                                rule=MARGIN.format(margin=margin) if evaluator.protocol == "honest" and margin > 0
+                                else "")
 
 
 def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluator, protocol: str,
            out: Path, original_search_score: float | None = None, max_selected_features: int = 12,
-           pool: Sequence[Sequence[str]] = ()) -> SelectionResult:
+           pool: Sequence[Sequence[str]] = (), choice_margin: float = 1.0) -> SelectionResult:
     """Choose the output among each mode's best, the feature bank's prefixes and the original
     features (module docstring); report it and each mode's best under the protocol, and write
     ``out/transformation.json`` and ``out/scores_by_mode.png``."""
@@ -244,7 +245,7 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
                 formulas=[render_feature(f, columns) for f in split_features(best.tokens)],
                 final_score=evaluator.final_score(best.tokens))
     options = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
-    chosen = choose(options, evaluator)
+    chosen = choose(options, evaluator, choice_margin)
     final = original if not chosen.tokens else evaluator.final_score(chosen.tokens)
     mode = "bank" if chosen.label.startswith(("bank", "best")) else chosen.label
     train = dataset.X.iloc[evaluator.train_rows]
@@ -264,7 +265,7 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
         original_score=original, score=final, gain=final - original, mode=mode, search_score=chosen.scores[0],
         formulas=transformation.formulas, postfix=transformation.postfix, per_mode=per_mode,
         n_candidates=len(candidates), features=chosen.features, estimate=round(chosen.estimate, 6),
-        estimate_method=_estimate_method(evaluator, options), chosen=chosen.label,
+        estimate_method=_estimate_method(evaluator, options, choice_margin), chosen=chosen.label,
         finalists=[Finalist(label=o.label, n_features=len(o.features), cv_scores=[round(s, 6) for s in o.scores],
                             estimate=round(o.estimate, 6), gain=_rounded(o.gain),
                             standard_error=_rounded(o.standard_error)) for o in options])

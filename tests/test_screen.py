@@ -154,6 +154,7 @@ def test_a_gain_within_one_standard_error_keeps_the_original_features():
     # sin of a noise column: a small positive mean gain on the choice rows, within one standard error.
     alone = options(honest, noise)
     assert choose(alone, honest) is alone[0] and 0 < alone[1].gain < alone[1].standard_error
+    assert choose(alone, honest, margin=0.0) is alone[1]  # --choice-margin 0: any positive gain is kept
     # The paper protocol keeps the best mean gain without the margin.
     alone = options(paper, noise)
     assert (choose(alone, paper) is alone[1]) == (alone[1].gain > 0)
