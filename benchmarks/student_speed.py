@@ -31,7 +31,7 @@ def main() -> None:
     from featteam.models.student import Student, StudentConfig, student_prompt
 
     width = 10
-    vocab, grammar = Vocabulary(width), None
+    vocab = Vocabulary(width)
     grammar = Grammar(vocab)
     explorer = Explorer(width, grammar.max_length, grammar.max_features, grammar.max_feature_length, random_state=0)
     sequences = [explorer.random() for _ in range(40)]

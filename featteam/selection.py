@@ -203,18 +203,25 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) ->
     if not contenders:
         return options[0]
     best = options[min(contenders, key=lambda i: (-options[i].gain, len(options[i].features), i))]
-    needed = margin * best.standard_error if evaluator.protocol == "honest" and margin > 0 else 0.0
+    margin = _margin_in_force(evaluator, margin)
+    needed = margin * best.standard_error if margin > 0 else 0.0  # 0 x an infinite error is not a margin
     return best if best.gain > needed else options[0]
+
+
+def _margin_in_force(evaluator: Evaluator, margin: float) -> float:
+    """The margin in standard errors the choice applies: the setting under the honest protocol,
+    none under the paper protocol (the literature reports the best found)."""
+    return margin if evaluator.protocol == "honest" else 0.0
 
 
 def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float) -> str:
     n_validation = len(evaluator.validation_rows)
     rows = (f"the search rows and the {n_validation} validation rows the search never used" if n_validation
             else "the search rows")
+    margin = _margin_in_force(evaluator, margin)
     return CHOICE_METHOD.format(k=evaluator.n_splits, r=CHOICE_REPEATS, n=len(evaluator.choice_rows), rows=rows,
                                 m=sum(o.gain is not None for o in options[1:]),
-                                rule=MARGIN.format(margin=margin) if evaluator.protocol == "honest" and margin > 0
-                                else "")
+                                rule=MARGIN.format(margin=margin) if margin > 0 else "")
 
 
 def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluator, protocol: str,

@@ -1,21 +1,21 @@
 """The student's one-time pre-training on the expression language.
 
-A student fine-tuned on one table's golden set (30 to 100 examples, a few optimizer steps)
-has barely learnt to end a sequence, let alone postfix arity.  So, once per base model, the
-student's LoRA adapter, structure embeddings, shape bias and expression-token rows are trained on
+A student fine-tuned on one table's golden set (30 to 100 examples, a few optimizer steps) has
+barely learnt to end a sequence, let alone postfix arity. So, once per base model, the student's
+LoRA adapter, structure embeddings, shape bias and expression-token rows are trained on
 sequences drawn from the grammar (:class:`featteam.explore.Explorer`'s random transformations,
-mutations and crossovers, checked valid on a random table) over generic tables - ``f0..f{d-1}`` for widths d from 2 to
-:data:`PRETRAIN_FEATURES`, classification and regression, a few target names - with the same
-prompt the student gets on a real table.  Every per-table fine-tuning then starts from it
-(:meth:`featteam.models.student.Student.start_from`) and only has to learn what is good for
-*its* table.
+mutations and crossovers, checked valid on a random table) over generic tables - ``f0..f{d-1}``
+for widths d from 2 to :data:`PRETRAIN_FEATURES`, classification and regression, a few target
+names - with the same prompt the student gets on a real table. Every per-table fine-tuning then
+starts from it (:meth:`featteam.models.student.Student.start_from`) and only has to learn what
+is good for *its* table.
 
 The result is cached under ``cache_dir()/students/<base model>-<key>`` (the key hashes the
-pre-training's settings, its schema and the base model's files, so a change trains a new one).  It is written to a
-``.partial`` folder renamed when complete, under a file lock, so a run killed mid-way leaves
-nothing a later run trusts (the next one starts over), and two fits that need it at once
-train it once.  ``featteam prepare`` runs it ahead of time; otherwise the first fit that needs
-it does, with a progress bar.
+pre-training's settings, its schema and the base model's files, so a change trains a new one).
+It is written to a ``.partial`` folder renamed when complete, under a file lock, so a run killed
+mid-way leaves nothing a later run trusts (the next one starts over), and two fits that need it
+at once train it once. ``featteam prepare`` runs it ahead of time; otherwise the first fit that
+needs it does, with a progress bar.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ class PretrainConfig:
 def model_identity(model_dir: Path) -> str:
     """What names a base model for the cache: its folder's resolved path and the size and time of
     each of its files (two folders of the same name, or a model overwritten in place, differ)."""
-    files = sorted(p for p in model_dir.resolve().iterdir() if p.is_file())
-    return f"{model_dir.resolve()}|" + "|".join(f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in files)
+    folder = model_dir.resolve()
+    stats = [(p.name, p.stat()) for p in sorted(folder.iterdir()) if p.is_file()]
+    return f"{folder}|" + "|".join(f"{name}:{stat.st_size}:{int(stat.st_mtime)}" for name, stat in stats)
 
 
 def pretrained_dir(model_dir: Path, config: PretrainConfig) -> Path:
