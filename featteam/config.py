@@ -135,12 +135,12 @@ class FitConfig:
     max_selected_features: int = setting(12, "most new features in the chosen transformation (how many is "
                                              "decided by measurement, none included)", cli=True)
     validation_size: float = setting(0.2, "honest protocol: share of the training split held out of the search; "
-                                          "the output is chosen on these rows and the search rows together (0, or "
-                                          "a table too small to hold out 20 rows: on the search rows alone)",
+                                          "the output is chosen on these rows alone, predicted out of fold (0, or a "
+                                          "table too small to hold out 20 rows: on the search rows)",
                                      cli=True)
     choice_margin: float = setting(1.0, "honest protocol: standard errors by which the chosen transformation's "
-                                        "mean gain over the original features must exceed zero where the output "
-                                        "is chosen, else nothing is added (0: any positive gain)", cli=True)
+                                        "gain over the original features must exceed zero on the rows the output "
+                                        "is chosen on, else nothing is added (0: any positive gain)", cli=True)
     # step 2: the latent model and its search
     search_top_k: int = setting(20, "golden examples the gradient search starts from")
     step_sizes: tuple[float, ...] = setting((1.0, 2.0, 3.0, 4.0, 5.0), "step sizes of the gradient search")

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from .data import Dataset, Task
@@ -50,7 +49,19 @@ PROTOCOLS: tuple[str, ...] = ("paper", "honest")
 
 
 def f1_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(f1_score(y_true, y_pred, average="weighted"))
+    """scikit-learn's ``f1_score(average="weighted")``: each class's F1, ``2 tp / (true + predicted)``
+    (0 where it is undefined), weighted by its share of ``y_true``.  Counted with numpy because
+    the choice's bootstrap calls it thousands of times and scikit-learn's checks cost
+    milliseconds a call."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    classes, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    true, predicted = codes[:len(y_true)], codes[len(y_true):]
+    n_classes = len(classes)
+    support = np.bincount(true, minlength=n_classes)
+    both = support + np.bincount(predicted, minlength=n_classes)
+    hits = np.bincount(true[true == predicted], minlength=n_classes)
+    f1 = np.divide(2.0 * hits, both, out=np.zeros(n_classes), where=both > 0)
+    return float(f1 @ support / len(y_true))
 
 
 def one_minus_rae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -133,10 +144,10 @@ class Evaluator:
         paper protocol reports its search score, so it always uses the full model.
     validation_size : float
         Honest protocol: the share of the training split held out of the search (a stratified
-        sample, drawn with ``split_seed``): the screen, the golden set, the decoders and their
-        scores never see these rows; the output is chosen on them and the search rows together
-        (:meth:`choice_scores`; at most ``max_search_rows`` of them).  0, or too small a
-        table for :data:`MIN_VALIDATION_ROWS`: no validation rows.  The paper protocol has none.
+        sample, drawn with ``split_seed``; at most ``max_search_rows`` of them): the screen, the
+        golden set, the decoders and their scores never see these rows; the output is chosen on
+        them (:meth:`choice_predictions`).  0, or too small a table for
+        :data:`MIN_VALIDATION_ROWS`: no validation rows.  The paper protocol has none.
     engine : Engine, optional
         Where candidates are scored (:mod:`featteam.engine`): by default ``n_jobs`` processes
         on this machine; a :class:`~featteam.engine.DaskEngine` scores them on a cluster.
@@ -176,14 +187,13 @@ class Evaluator:
             raise FeatteamError(f"validation_size must be in [0, 1), not {validation_size}")
         self.validation_size = validation_size if protocol == "honest" else 0.0
         search_pool, validation = self._hold_out(self.protocol_rows, self.validation_size)
-        #: rows of the training split no search step sees; the output is chosen on them and the search rows
-        #: together (choice_rows; honest only)
+        #: rows of the training split no search step sees; the output is chosen on them (choice_rows;
+        #: honest only)
         self.validation_rows = self._sample_rows(validation, max_search_rows)
         self.search_rows = self._sample_rows(search_pool, max_search_rows)
-        #: the rows the output is chosen on (:meth:`choice_scores`): the search rows and the validation
-        #: rows together, sampled as the search rows are; without validation rows, the search rows
-        self.choice_rows = (self._sample_rows(np.sort(np.concatenate([self.search_rows, self.validation_rows])),
-                                              max_search_rows) if len(self.validation_rows) else self.search_rows)
+        #: the rows the output is chosen on (:meth:`choice_predictions`): the validation rows, which no
+        #: search step saw; without them, the search rows
+        self.choice_rows = self.validation_rows if len(self.validation_rows) else self.search_rows
         self.folds = self._make_folds(self.search_rows)
         self.cache: dict[tuple[str, ...], Scored] = {}
         #: the cheap screen candidates pass before they are scored (featteam.screen; set by the run, or None)
@@ -283,9 +293,16 @@ class Evaluator:
     def _fold_scores(self, tokens: Sequence[str] | None, rows: np.ndarray | None = None,
                      folds: list | None = None) -> list[float]:
         rows = self.search_rows if rows is None else rows
-        if self.protocol == "paper":  # the literature fits everything on the whole split
+        return self._scores_of(self._fold_features(tokens, rows), rows, self.folds if folds is None else folds)
+
+    def _fold_features(self, tokens: Sequence[str] | None,
+                       rows: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``features_for(fit, held)``: the columns of ``rows`` (``fit`` and ``held`` are positions in
+        ``rows`` and cover them), fitted on ``fit`` - or, under the paper protocol, on every row,
+        as the literature does."""
+        if self.protocol == "paper":
             features = self._features(tokens, rows, np.arange(len(rows)))
-            return self._scores_of(lambda fit, held: features, rows, self.folds if folds is None else folds)
+            return lambda fit, held: features
 
         def fold_features(fit: np.ndarray, held: np.ndarray) -> np.ndarray:
             # Fit imputation and stateful operators on this fold's training rows only.
@@ -295,7 +312,7 @@ class Evaluator:
             features[order] = computed
             return features
 
-        return self._scores_of(fold_features, rows, self.folds if folds is None else folds)
+        return fold_features
 
     def _scores_of(self, features_for: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
                    folds: list) -> list[float]:
@@ -367,18 +384,36 @@ class Evaluator:
             self._check_unlimited(tokens)
         return self._cv_score(tokens)
 
-    def choice_scores(self, tokens: Sequence[str] | None, repeat: int) -> list[float]:
-        """The score on each fold of the choice rows (:attr:`choice_rows`) partitioned with seed
-        ``split_seed + repeat`` (``repeat`` >= 1: never the search's partition), the
-        transformation fitted on each fold's training part.  Every transformation compared with
-        the same ``repeat`` sees the same folds, so their scores pair up fold by fold.
+    def choice_predictions(self, tokens: Sequence[str] | None, repeat: int) -> np.ndarray:
+        """Out-of-fold predictions for every choice row (:attr:`choice_rows`, in their order).
+
+        The choice rows are partitioned into folds with seed ``split_seed + repeat`` (``repeat``
+        >= 1: never the search's partition).  Each fold is predicted by the search's forest
+        fitted, with the transformation, on the other folds and - where the choice rows are the
+        validation rows - on the search rows too: every choice row is predicted by a model that
+        never saw it.  Every transformation predicted with the same ``repeat`` is fitted on the
+        same rows, so predictions pair up row by row.
 
         Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
         if repeat < 1:
             raise FeatteamError("the choice's partitions are repeats 1, 2, ...: repeat 0 is the search's")
         if tokens:
             self._check_unlimited(tokens)
-        return self._fold_scores(tokens, self.choice_rows, self._make_folds(self.choice_rows, self.split_seed + repeat))
+        choice = self.choice_rows
+        context = self.search_rows if len(self.validation_rows) else self.search_rows[:0]
+        rows, n_context = np.concatenate([context, choice]), len(context)
+        features_for, y = self._fold_features(tokens, rows), self.y[rows]
+        held_out, predicted = [], []
+        for fit, held in self._make_folds(choice, self.split_seed + repeat):
+            fit, held = np.concatenate([np.arange(n_context), n_context + fit]), n_context + held
+            features = features_for(fit, held)
+            model = make_model(self.task, self.model, n_trees=self.search_trees)
+            model.fit(features[fit], y[fit])
+            held_out.append(held - n_context)
+            predicted.append(model.predict(features[held]))
+        predictions = np.empty(len(choice), dtype=predicted[0].dtype)
+        predictions[np.concatenate(held_out)] = np.concatenate(predicted)
+        return predictions
 
     def _fit_and_score(self, tokens: Sequence[str] | None, fit_rows: np.ndarray, score_rows: np.ndarray) -> float:
         """Fit the transformation and the full model on ``fit_rows``; the metric on ``score_rows``."""

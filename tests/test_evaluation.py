@@ -5,10 +5,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.metrics import f1_score
 
 from featteam.data import load_dataset, prepare
 from featteam.errors import FeatteamError
-from featteam.evaluation import Evaluator, one_minus_rae
+from featteam.evaluation import Evaluator, f1_weighted, one_minus_rae
 from featteam.expr import ErrorKind, Transformation
 
 
@@ -67,7 +70,7 @@ def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_
     evaluator = Evaluator(dataset, "honest", validation_size=0.25)
     search, validation = set(evaluator.search_rows), set(evaluator.validation_rows)
     assert not search & validation and search | validation == set(evaluator.train_rows)
-    assert set(evaluator.choice_rows) == search | validation  # the output is chosen on both
+    assert list(evaluator.choice_rows) == list(evaluator.validation_rows)  # the output is chosen on these alone
     tokens = ["f0", "f1", "*"]
     before = evaluator.score(tokens).score
     # The search never reads the validation rows' targets; the choice does.
@@ -75,12 +78,13 @@ def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_
     dataset.y[evaluator.validation_rows] = 0.0
     scrambled = Evaluator(dataset, "honest", validation_size=0.25)
     assert scrambled.score(tokens).score == before
-    assert scrambled.choice_scores(tokens, 1) != evaluator.choice_scores(tokens, 1)
-    product, original = evaluator.choice_scores(tokens, 1), evaluator.choice_scores(None, 1)
-    assert len(product) == evaluator.n_splits and min(np.subtract(product, original)) > 0.1  # the product is the target
-    assert evaluator.choice_scores(tokens, 2) != product  # another partition
+    product, original = evaluator.choice_predictions(tokens, 1), evaluator.choice_predictions(None, 1)
+    assert not np.array_equal(scrambled.choice_predictions(tokens, 1), product)
+    y = evaluator.y[evaluator.choice_rows]
+    assert len(product) == len(y) and evaluator.metric(y, product) > evaluator.metric(y, original) + 0.1
+    assert not np.array_equal(evaluator.choice_predictions(tokens, 2), product)  # another partition
     with pytest.raises(FeatteamError, match="repeat 0 is the search's"):
-        evaluator.choice_scores(tokens, 0)
+        evaluator.choice_predictions(tokens, 0)
     # The paper protocol and validation_size=0 hold nothing out: the output is chosen on the search rows.
     for other in (Evaluator(dataset, "paper", validation_size=0.25), Evaluator(dataset, "honest")):
         assert len(other.validation_rows) == 0 and list(other.choice_rows) == list(other.search_rows)
@@ -180,3 +184,12 @@ def test_the_evaluator_imputes_exactly_like_the_deployed_transformation():
     assert not np.array_equal(naive, deployed.impute_values)
     assert not np.allclose(np.nanmedian(np.where(np.isfinite(features.to_numpy()), features.to_numpy(), np.nan),
                                         axis=0), deployed.impute_values)  # all rows, not the training rows
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 5)), min_size=1, max_size=60))
+def test_the_weighted_f1_is_scikit_learns(pairs):
+    y_true, y_pred = np.array(pairs).T
+    assert f1_weighted(y_true, y_pred) == pytest.approx(f1_score(y_true, y_pred, average="weighted"), abs=1e-12)
+    labels = np.array(["no", "yes"])  # labels of any sortable type
+    assert f1_weighted(labels[y_true % 2], labels[y_pred % 2]) == pytest.approx(
+        f1_score(labels[y_true % 2], labels[y_pred % 2], average="weighted"), abs=1e-12)

@@ -12,7 +12,7 @@ from featteam.expr import Transformation, split_features
 from featteam.expr.vocab import SEP
 from featteam.report import DataSummary, Finalist, RunReport, SelectionResult, summary_text
 from featteam.screen import FeatureScreen
-from featteam.selection import _Option, choose, corrected_standard_error, select
+from featteam.selection import _Option, choose, paired_bootstrap, select
 from featteam.transformer import FeatureTransformer
 
 
@@ -127,36 +127,47 @@ def test_the_original_features_are_kept_when_no_feature_helps(tmp_path):
     assert deployed.transform(frame[["a", "b", "c"]]).shape == (150, 3)
 
 
-def test_the_standard_error_of_repeated_folds_is_corrected_for_their_overlap():
-    differences = [0.01, -0.01] * 5  # 2 x 5-fold: J = 10, n_test / n_train = 1/4
-    naive = np.std(differences, ddof=1) / np.sqrt(10)
-    assert corrected_standard_error(differences, 5) == pytest.approx(np.sqrt((0.1 + 0.25) * (0.01 ** 2 * 10 / 9)))
-    assert corrected_standard_error(differences, 5) > 1.8 * naive
-    assert corrected_standard_error([0.02], 5) == float("inf")  # one fold says nothing of its spread
+def test_the_paired_bootstrap_gives_the_gain_and_the_standard_error_of_a_mean_over_rows():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    new = [np.where(rng.random(400) < 0.85, y, 1 - y) for _ in range(2)]
+    old = [np.where(rng.random(400) < 0.80, y, 1 - y) for _ in range(2)]
+
+    def accuracy(truth, predicted):
+        return float(np.mean(truth == predicted))
+
+    resamples = rng.integers(0, 400, size=(2000, 400))
+    gain, standard_error = paired_bootstrap(y, new, old, accuracy, resamples)
+    per_row = np.mean([(n == y).astype(float) - (o == y) for n, o in zip(new, old)], axis=0)
+    assert gain == pytest.approx(per_row.mean())  # the mean over partitions of the metric's difference
+    # For a metric that is a mean over rows, the bootstrap's error is the textbook one, sd / sqrt(n).
+    assert standard_error == pytest.approx(per_row.std() / np.sqrt(400), rel=0.1)
+    assert paired_bootstrap(y, old, old, accuracy, resamples) == (0.0, 0.0)  # no difference, no spread
 
 
 @pytest.mark.slow  # downstream CV scores: the full suite
 def test_a_gain_within_one_standard_error_keeps_the_original_features():
     rng = np.random.default_rng(7)
-    frame = pd.DataFrame(rng.normal(size=(300, 4)), columns=["a", "b", "c", "d"])
-    frame["target"] = frame["a"] * frame["b"] + 0.5 * rng.normal(size=300)
+    frame = pd.DataFrame(rng.normal(size=(600, 4)), columns=["a", "b", "c", "d"])
+    frame["target"] = frame["a"] * frame["b"] + 0.1 * rng.normal(size=600)
     dataset = prepare(frame, "target")
-    honest, paper = Evaluator(dataset, "honest", validation_size=0.2), Evaluator(dataset, "paper")
+    honest = Evaluator(dataset, "honest", validation_size=0.2, search_trees=50)
+    paper = Evaluator(dataset, "paper")
 
     def options(evaluator, *tokens):
         return [_Option("original", [], [evaluator.score_original()], [])] + [
             _Option(" ".join(t), t, [evaluator.cv_score(t)], [None] * len(split_features(t))) for t in tokens]
 
-    noise, product = ["f3", "sin"], ["f0", "f1", "*"]
-    both = options(honest, noise, product)
+    weak, product = ["f0", "f1", "+"], ["f0", "f1", "*"]
+    both = options(honest, weak, product)
     assert choose(both, honest) is both[2] and both[2].gain > 3 * both[2].standard_error
-    assert len(both[1].scores) == 2 and both[1].gain is not None  # compared too, fold by fold
-    # sin of a noise column: a small positive mean gain on the choice rows, within one standard error.
-    alone = options(honest, noise)
+    assert len(both[1].scores) == 2 and both[1].gain is not None  # compared too, row by row
+    # The sum of the product's two columns: a positive gain on the validation rows, within one standard error.
+    alone = options(honest, weak)
     assert choose(alone, honest) is alone[0] and 0 < alone[1].gain < alone[1].standard_error
     assert choose(alone, honest, margin=0.0) is alone[1]  # --choice-margin 0: any positive gain is kept
-    # The paper protocol keeps the best mean gain without the margin.
-    alone = options(paper, noise)
+    # The paper protocol keeps the best gain without the margin.
+    alone = options(paper, weak)
     assert (choose(alone, paper) is alone[1]) == (alone[1].gain > 0)
 
 
