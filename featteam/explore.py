@@ -68,6 +68,17 @@ class Explorer:
         right = self.random_feature(int(self.rng.integers(0, depth)))
         return left + right + [str(self.rng.choice(BINARY))]
 
+    def extended(self, feature: Sequence[str]) -> list[str]:
+        """``feature`` going on: wrapped in a unary operator, or combined with a new small feature
+        (even odds)."""
+        if self.rng.random() < 0.5:
+            return list(feature) + [self._unary()]
+        return list(feature) + self.random_feature(1) + [str(self.rng.choice(BINARY))]
+
+    def check(self, tokens: Sequence[str]) -> None:
+        """Raise InvalidSequence unless ``tokens`` is well-formed within this explorer's limits."""
+        check_structure(tokens, self.n_features, self.max_length, self.max_features, self.max_feature_length)
+
     def new_feature(self) -> list[str]:
         """A feature for a proposal: from the pool (mostly, the better ones more often) or at random."""
         if self.pool and self.rng.random() < self.POOL_SHARE:
@@ -87,7 +98,7 @@ class Explorer:
             return None
         tokens = join_features(unique)
         try:
-            check_structure(tokens, self.n_features, self.max_length, self.max_features, self.max_feature_length)
+            self.check(tokens)
         except InvalidSequence:
             return None
         return tokens

@@ -4,7 +4,8 @@ A student fine-tuned on one table's golden set (30 to 100 examples, a few optimi
 barely learnt to end a sequence, let alone postfix arity. So, once per base model, the student's
 LoRA adapter, structure embeddings, shape bias and expression-token rows are trained on
 sequences drawn from the grammar (:class:`featteam.explore.Explorer`'s random transformations,
-mutations and crossovers, checked valid on a random table) over generic tables - ``f0..f{d-1}``
+mutations and crossovers, and a quarter of them given one more feature that starts as an
+earlier one and goes on; each checked valid on a random table) over generic tables - ``f0..f{d-1}``
 for widths d from 2 to :data:`PRETRAIN_FEATURES`, classification and regression, a few target
 names - with the same prompt the student gets on a real table. Every per-table fine-tuning then
 starts from it (:meth:`featteam.models.student.Student.start_from`) and only has to learn what
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Bump when what the pre-training computes changes: older caches are then not used.
-PRETRAIN_SCHEMA = 6
+PRETRAIN_SCHEMA = 7
 #: Feature tokens with a trained row of their own; a wider table's further features start
 #: from their text's row plus the mean shift the trained ones took.
 PRETRAIN_FEATURES = 64
@@ -188,6 +189,12 @@ MAX_DRAWS_PER_SEQUENCE = 100
 #: (``f3 f3 *`` is valid, ``f3 f3 -`` is constant, the same feature twice is a duplicate).
 POOL_SHARE = 2 / 3
 POOL_SIZE = 30
+#: Share of sequences given one more feature that copies an earlier one and then goes on
+#: (``A <sep> ... <sep> A sqrt``): where the feature being written equals an earlier one
+#: (the prefix shape's repeat flag), a valid sequence never closes it.  Without these the
+#: flag is almost never on in generic sequences, and the teaming decoder, led by an ML
+#: decoder that loves one feature, closed it twice (issue 14: duplicate_feature).
+REPEAT_SHARE = 1 / 4
 
 
 def _explorer(width: int, seed: int, pool: list[list[str]] | None = None):
@@ -218,10 +225,10 @@ def favoured_pool(rng: np.random.Generator, width: int) -> list[list[str]]:
 def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str, str, int, list[list[str]]]:
     """One step's generic table (task, target name, width) and its ``batch_size`` sequences:
     random transformations, mutations and crossovers (in equal shares, as the golden set's
-    exploration makes them), each one
-    valid on a random table of that width (so none is constant, duplicate or non-finite, as
+    exploration makes them; :data:`REPEAT_SHARE` of them given a feature that starts as an
+    earlier one and goes on), each one valid on a random table of that width (so none is constant, duplicate or non-finite, as
     ``f3 f3 -`` would be: the student learns what a valid run keeps)."""
-    from ..expr import InvalidSequence, check_values, evaluate
+    from ..expr import InvalidSequence, check_values, evaluate, join_features, split_features
 
     width = int(np.exp(rng.uniform(np.log(config.min_features), np.log(config.max_features + 1))))
     width = min(max(width, config.min_features), config.max_features)
@@ -238,6 +245,14 @@ def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str
             tokens = explorer.mutate(tokens)
         elif kind < 2 / 3:
             tokens = explorer.crossover(tokens, explorer.random())
+        if rng.random() < REPEAT_SHARE:
+            features = split_features(tokens)
+            features.append(explorer.extended(features[int(rng.integers(len(features)))]))
+            tokens = join_features(features)
+            try:
+                explorer.check(tokens)
+            except InvalidSequence:
+                continue
         try:
             with np.errstate(all="ignore"):
                 check_values(evaluate(tokens, table)[0], table)
