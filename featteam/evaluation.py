@@ -24,7 +24,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -53,7 +53,7 @@ def f1_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     (0 where it is undefined), weighted by its share of ``y_true``.  Counted with numpy because
     the choice's bootstrap calls it thousands of times and scikit-learn's checks cost
     milliseconds a call."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    y_true, y_pred = np.ravel(y_true), np.ravel(y_pred)
     classes, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
     true, predicted = codes[:len(y_true)], codes[len(y_true):]
     n_classes = len(classes)
@@ -226,7 +226,11 @@ class Evaluator:
         kept, held = self._split_rows(rows, test_size=share)
         if len(held) < MIN_VALIDATION_ROWS:
             logger.warning("validation_size=%s would hold out only %d rows, too few to choose on: the output is "
-                           "chosen on the search rows alone (new partitions into folds)", share, len(held))
+                           "chosen on the search rows (new partitions into folds)", share, len(held))
+            return rows, rows[:0]
+        if self.task == "classification" and len(np.unique(self.y[held])) < 2:  # too rare a class to stratify on
+            logger.warning("the %d rows validation_size=%s would hold out are all of one class: the output is "
+                           "chosen on the search rows (new partitions into folds)", len(held), share)
             return rows, rows[:0]
         return kept, held
 
@@ -318,13 +322,18 @@ class Evaluator:
                    folds: list) -> list[float]:
         """The score on each of ``folds`` of ``rows``; ``features_for(fit, held)`` gives the columns."""
         y = self.y[rows]
-        scores = []
+        return [self.metric(y[held], predicted) for held, predicted in self._out_of_fold(features_for, rows, folds)]
+
+    def _out_of_fold(self, features_for: Callable[[np.ndarray, np.ndarray], np.ndarray], rows: np.ndarray,
+                     folds: list) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(held, predictions)`` for each of ``folds`` of ``rows``: the search's forest fitted on the
+        fold's ``fit`` positions; ``features_for(fit, held)`` gives the columns."""
+        y = self.y[rows]
         for fit, held in folds:
             features = features_for(fit, held)
             model = make_model(self.task, self.model, n_trees=self.search_trees)
             model.fit(features[fit], y[fit])
-            scores.append(self.metric(y[held], model.predict(features[held])))
-        return scores
+            yield held, model.predict(features[held])
 
     # -- public API -----------------------------------------------------------------
 
@@ -402,17 +411,11 @@ class Evaluator:
         choice = self.choice_rows
         context = self.search_rows if len(self.validation_rows) else self.search_rows[:0]
         rows, n_context = np.concatenate([context, choice]), len(context)
-        features_for, y = self._fold_features(tokens, rows), self.y[rows]
-        held_out, predicted = [], []
-        for fit, held in self._make_folds(choice, self.split_seed + repeat):
-            fit, held = np.concatenate([np.arange(n_context), n_context + fit]), n_context + held
-            features = features_for(fit, held)
-            model = make_model(self.task, self.model, n_trees=self.search_trees)
-            model.fit(features[fit], y[fit])
-            held_out.append(held - n_context)
-            predicted.append(model.predict(features[held]))
+        folds = [(np.concatenate([np.arange(n_context), n_context + fit]), n_context + held)
+                 for fit, held in self._make_folds(choice, self.split_seed + repeat)]
+        held_out, predicted = zip(*self._out_of_fold(self._fold_features(tokens, rows), rows, folds))
         predictions = np.empty(len(choice), dtype=predicted[0].dtype)
-        predictions[np.concatenate(held_out)] = np.concatenate(predicted)
+        predictions[np.concatenate(held_out) - n_context] = np.concatenate(predicted)
         return predictions
 
     def _fit_and_score(self, tokens: Sequence[str] | None, fit_rows: np.ndarray, score_rows: np.ndarray) -> float:
@@ -481,7 +484,7 @@ class Evaluator:
         (renumbered 0..n-1; the folds are positions within them, so every score is the same),
         without the data frame, the other rows, the cache, the screen or the engine.  A copy
         made by pickling scores candidates (:meth:`score`, :meth:`score_many`); the
-        final, choice and generated scores need the original evaluator."""
+        final scores, the choice's predictions and generated scores need the original evaluator."""
         state = dict(self.__dict__)
         rows = self.search_rows
         state.update(X=self.X[rows], y=self.y[rows], search_rows=np.arange(len(rows)), dataset=None,

@@ -8,8 +8,8 @@ the ones before it) - cut after 2, 4, 8, 12, ... features and whole, and the ori
 All are scored by cross-validation on the search rows.  The best three and the original
 features are then compared on the **choice rows**: under the honest protocol the **validation
 rows** - a share of the training split (``validation_size``) that the screen, the golden set and
-the decoders never saw.  Each validation row is predicted out of fold (5 folds, on two new
-partitions) by the search's forest fitted on the search rows and the other folds, so no
+the decoders never saw.  Each validation row is predicted out of fold (``n_splits`` folds, on two
+new partitions) by the search's forest fitted on the search rows and the other folds, so no
 prediction comes from a model that saw its row, and no row the features were picked on is
 scored.  Each finalist's gain over the original features is its metric minus theirs on the
 same rows (averaged over the partitions); its standard error comes from a paired bootstrap of
@@ -19,8 +19,9 @@ the search picked the features on is optimistic (on airfoil and housing_boston s
 than a standard error over the original features, were losses on the test split), and a
 single hold-out's luck is large on a few hundred rows; the rule of one standard error keeps
 the simpler answer unless the evidence on unseen rows is clear.  Without validation rows (the
-paper protocol, or a table too small for them) the choice rows are the search rows, predicted
-out of fold the same way.  The paper protocol (the literature reports the best found) keeps the
+paper protocol, or a table too small for them) the choice rows are the search rows, each
+predicted by a forest fitted on the other folds (the paper protocol fits the transformation on
+all of them, as the literature does).  The paper protocol (the literature reports the best found) keeps the
 best gain without the margin.  None of this sees the test split: it is
 scored once, after the choice.
 """
@@ -28,7 +29,6 @@ scored once, after the choice.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -186,9 +186,7 @@ def paired_bootstrap(y: np.ndarray, predictions: Sequence[np.ndarray], reference
         return float(np.mean([metric(y[rows], new[rows]) - metric(y[rows], old[rows])
                               for new, old in zip(predictions, reference)]))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a resample without some class: sklearn warns of undefined scores
-        return gain(slice(None)), float(np.std([gain(rows) for rows in resamples], ddof=1))
+    return gain(slice(None)), float(np.std([gain(rows) for rows in resamples], ddof=1))
 
 
 def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) -> _Option:
@@ -217,7 +215,9 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) ->
     if not contenders:
         return options[0]
     best = options[min(contenders, key=lambda i: (-options[i].gain, len(options[i].features), i))]
-    return best if best.gain > _margin_in_force(evaluator, margin) * best.standard_error else options[0]
+    margin = _margin_in_force(evaluator, margin)
+    needed = margin * best.standard_error if margin > 0 else 0.0  # no margin: whatever the error says
+    return best if best.gain > needed else options[0]
 
 
 def _margin_in_force(evaluator: Evaluator, margin: float) -> float:

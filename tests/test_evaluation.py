@@ -83,6 +83,14 @@ def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_
     y = evaluator.y[evaluator.choice_rows]
     assert len(product) == len(y) and evaluator.metric(y, product) > evaluator.metric(y, original) + 0.1
     assert not np.array_equal(evaluator.choice_predictions(tokens, 2), product)  # another partition
+    # Out of fold: a row's own target never reaches the model that predicts it.
+    moved = dataset.y.copy()  # the scrambled targets, one validation row's far off
+    moved[evaluator.validation_rows[3]] += 1000.0
+    dataset.y = moved
+    shifted = Evaluator(dataset, "honest", validation_size=0.25)
+    assert list(shifted.choice_rows) == list(evaluator.choice_rows)
+    before, after = scrambled.choice_predictions(tokens, 1), shifted.choice_predictions(tokens, 1)
+    assert after[3] == before[3] and not np.array_equal(before, after)
     with pytest.raises(FeatteamError, match="repeat 0 is the search's"):
         evaluator.choice_predictions(tokens, 0)
     # The paper protocol and validation_size=0 hold nothing out: the output is chosen on the search rows.
@@ -190,6 +198,15 @@ def test_the_evaluator_imputes_exactly_like_the_deployed_transformation():
 def test_the_weighted_f1_is_scikit_learns(pairs):
     y_true, y_pred = np.array(pairs).T
     assert f1_weighted(y_true, y_pred) == pytest.approx(f1_score(y_true, y_pred, average="weighted"), abs=1e-12)
-    labels = np.array(["no", "yes"])  # labels of any sortable type
-    assert f1_weighted(labels[y_true % 2], labels[y_pred % 2]) == pytest.approx(
-        f1_score(labels[y_true % 2], labels[y_pred % 2], average="weighted"), abs=1e-12)
+    labels = np.array(["a", "b", "c", "d", "e", "f"])  # labels of any sortable type
+    assert f1_weighted(labels[y_true], labels[y_pred]) == pytest.approx(
+        f1_score(labels[y_true], labels[y_pred], average="weighted"), abs=1e-12)
+
+
+def test_validation_rows_of_a_single_class_are_not_held_out(caplog):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    frame["label"] = (np.arange(200) == 5).astype(int)  # one row of class 1: too rare to stratify on
+    evaluator = Evaluator(prepare(frame, "label"), "honest", validation_size=0.2, split_seed=3)
+    assert len(evaluator.validation_rows) == 0 and "all of one class" in caplog.text
+    assert len(evaluator.choice_predictions(None, 1)) == len(evaluator.search_rows)  # chosen on the search rows

@@ -225,8 +225,9 @@ def favoured_pool(rng: np.random.Generator, width: int) -> list[list[str]]:
 def generic_batch(rng: np.random.Generator, config: PretrainConfig) -> tuple[str, str, int, list[list[str]]]:
     """One step's generic table (task, target name, width) and its ``batch_size`` sequences:
     random transformations, mutations and crossovers (in equal shares, as the golden set's
-    exploration makes them; :data:`REPEAT_SHARE` of them given a feature that starts as an
-    earlier one and goes on), each one valid on a random table of that width (so none is constant, duplicate or non-finite, as
+    exploration makes them; :data:`REPEAT_SHARE` of the draws given a feature that starts as an
+    earlier one and goes on, kept where the longer sequence fits the limits), each one valid on a
+    random table of that width (so none is constant, duplicate or non-finite, as
     ``f3 f3 -`` would be: the student learns what a valid run keeps)."""
     from ..expr import InvalidSequence, check_values, evaluate, join_features, split_features
 
