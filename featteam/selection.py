@@ -21,9 +21,9 @@ single hold-out's luck is large on a few hundred rows; the rule of one standard 
 the simpler answer unless the evidence on unseen rows is clear.  Without validation rows (the
 paper protocol, or a table too small for them) the choice rows are the search rows, each
 predicted by a forest fitted on the other folds (the paper protocol fits the transformation on
-all of them, as the literature does).  The paper protocol (the literature reports the best found) keeps the
-best gain without the margin.  None of this sees the test split: it is
-scored once, after the choice.
+all of them, as the literature does).  The paper protocol (the literature reports the best
+found) keeps the best gain without the margin.  None of this sees the test split: it is scored
+once, after the choice.
 """
 
 from __future__ import annotations
