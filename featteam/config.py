@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import FeatteamError
+from .evaluation import DEFAULT_MAX_TREE_ROWS
 from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 
 Preset = Literal["demo", "quick", "default", "paper"]
@@ -122,6 +123,10 @@ class FitConfig:
     search_trees: int | None = setting(None, "honest protocol: trees of the forest the search's cross-validation "
                                              "fits (None: the downstream model's 100; fewer is cheaper and noisier); "
                                              "the reported score always uses the full model", cli=True)
+    max_tree_rows: int = setting(DEFAULT_MAX_TREE_ROWS, "rows each tree of the downstream forest draws (a bootstrap "
+                                                        "sample) when it is fitted on more: bounds the time and "
+                                                        "memory of the reported scores on large tables (0: no bound)",
+                                 cli=True)
     max_length: int = setting(DEFAULT_MAX_LENGTH, "most tokens in a transformation")
     max_features: int = setting(DEFAULT_MAX_FEATURES, "most new features in a transformation")
     max_feature_length: int = setting(DEFAULT_MAX_FEATURE_LENGTH, "most tokens in one new feature")
@@ -189,6 +194,8 @@ class FitConfig:
             raise FeatteamError(f"teacher_retries must not be negative, not {self.teacher_retries}")
         if self.max_search_rows is not None and self.max_search_rows < 0:
             raise FeatteamError("max_search_rows must be 0 (every row) or a number of rows")
+        if self.max_tree_rows < 0:
+            raise FeatteamError("max_tree_rows must be 0 (no bound) or a number of rows")
         for name in ("max_calls", "max_tokens", "student_max_steps", "search_trees"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1 when given")

@@ -136,10 +136,11 @@ class Run:
                               max_features=self.config.max_features,
                               max_feature_length=self.config.max_feature_length,
                               max_search_rows=self.config.max_search_rows, search_trees=self.config.search_trees,
-                              validation_size=self.config.validation_size)
+                              validation_size=self.config.validation_size, max_tree_rows=self.config.max_tree_rows)
         # Scores depend on the data and on how they are computed, not on the search settings.
         scoring = self.config.key("protocol", "downstream_model", "max_length", "max_features",
-                                  "max_feature_length", "max_search_rows", "search_trees", "validation_size")
+                                  "max_feature_length", "max_search_rows", "search_trees", "validation_size",
+                                  "max_tree_rows")
         evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}.jsonl")
         return dataset, evaluator
 

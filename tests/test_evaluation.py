@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import f1_score
 
+from featteam.config import FitConfig
 from featteam.data import load_dataset, prepare
 from featteam.errors import FeatteamError
 from featteam.evaluation import Evaluator, f1_weighted, one_minus_rae
@@ -133,6 +135,25 @@ def test_search_on_a_row_sample_reports_on_the_whole_split(small_classification)
     honest = Evaluator(dataset, "honest", max_search_rows=50)
     assert set(honest.search_rows) <= set(honest.train_rows) and len(honest.search_rows) == 50
     assert honest.final_score(tokens) == Evaluator(dataset, "honest").final_score(tokens)
+
+
+def test_a_forest_fitted_on_more_rows_than_max_tree_rows_draws_that_many_per_tree(small_regression):
+    dataset = prepare(small_regression, "target")
+    capped = Evaluator(dataset, "honest", max_tree_rows=100)  # 160 training rows
+    X_fit, y_fit, X_apply = capped.generation_inputs()
+    forest = RandomForestRegressor(random_state=0, bootstrap=True, max_samples=100).fit(X_fit, y_fit)
+    expected = one_minus_rae(dataset.y[capped.test_rows], forest.predict(X_apply))
+    assert capped.final_score(None) == expected
+    assert Evaluator(dataset, "honest", max_tree_rows=100, n_jobs=2).final_score(None) == expected
+    # Below the bound (every table of the suite), the literature's forest: the same as no bound.
+    unbounded = Evaluator(dataset, "honest", max_tree_rows=0).final_score(None)
+    assert unbounded != expected
+    assert Evaluator(dataset, "honest").final_score(None) == unbounded
+    assert Evaluator(dataset, "honest", max_tree_rows=160).final_score(None) == unbounded
+    with pytest.raises(FeatteamError, match="max_tree_rows"):
+        Evaluator(dataset, "honest", max_tree_rows=-1)
+    with pytest.raises(FeatteamError, match="max_tree_rows"):
+        FitConfig(max_tree_rows=-5)
 
 
 def test_columns_from_another_method_are_scored_like_a_transformation(small_regression):

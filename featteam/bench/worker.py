@@ -37,9 +37,13 @@ def _evaluator(spec: dict[str, Any]):
     from ..data import load_dataset
     from ..evaluation import Evaluator
 
+    from ..config import FitConfig
+
     dataset = load_dataset(spec["data"], spec["target"])
+    # The peers' reported scores use the same downstream forest as featteam's.
+    max_tree_rows = spec.get("settings", {}).get("max_tree_rows", FitConfig.max_tree_rows)
     return dataset, Evaluator(dataset, protocol=spec["protocol"], n_jobs=spec["n_jobs"],
-                              max_search_rows=spec.get("max_search_rows"))
+                              max_search_rows=spec.get("max_search_rows"), max_tree_rows=max_tree_rows)
 
 
 def run_original(spec: dict[str, Any]) -> list[dict[str, Any]]:

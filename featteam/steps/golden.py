@@ -49,8 +49,8 @@ class GoldenStep(Step):
     name = "golden"
     settings = ("protocol", "teacher", "teacher_model", "base_url", "n_golden", "teacher_share", "answers_per_call",
                 "max_teacher_rounds", "max_calls", "max_tokens", "anonymous", "temperature", "downstream_model",
-                "max_search_rows", "search_trees", "validation_size", "max_length", "max_features", "max_feature_length", "seed", "screen",
-                "screen_pool")
+                "max_search_rows", "search_trees", "validation_size", "max_tree_rows", "max_length", "max_features",
+                "max_feature_length", "seed", "screen", "screen_pool")
     artefacts = ("golden.jsonl",)
     modes = (Mode.TEACHER, Mode.EXPLORE)
     candidates_file = "golden.jsonl"
