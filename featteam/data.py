@@ -18,6 +18,7 @@ seconds since 1970-01-01 UTC, well inside that bound.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
 import lzma
 import os
@@ -316,6 +317,24 @@ def _clean_names(columns: list[Any], notes: list[str]) -> list[str]:
     return out
 
 
+def duplicate_columns(X: pd.DataFrame) -> np.ndarray:
+    """Which columns of ``X`` (numbers) repeat an earlier column, value for value (missing values
+    equal each other): what ``X.T.duplicated()`` says, in time linear in the rows.  The transpose
+    factorises every row as a column of its own, which took minutes on 200,000 rows; here each
+    column is hashed once and only columns with the same hash are compared."""
+    duplicated = np.zeros(X.shape[1], dtype=bool)
+    earlier: dict[bytes, list[np.ndarray]] = {}
+    for i in range(X.shape[1]):
+        values = X.iloc[:, i].to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 equals 0.0
+        missing = np.isnan(values)
+        key = hashlib.blake2b(np.where(missing, 0.0, values).tobytes() + np.packbits(missing).tobytes()).digest()
+        same = earlier.setdefault(key, [])
+        duplicated[i] = any(np.array_equal(values, other, equal_nan=True) for other in same)
+        if not duplicated[i]:
+            same.append(values)
+    return duplicated
+
+
 def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
             nan: Literal["impute", "refuse"] = "impute", name: str = "data",
             drop_redundant: bool = False) -> Dataset:
@@ -448,7 +467,7 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
     for col in redundant:
         notes.append(f"column {col!r}: constant" + (", dropped" if drop_redundant else
                      ", kept (it carries no information; --drop-redundant removes it)"))
-    duplicated = X.T.duplicated().to_numpy() if X.shape[1] else np.array([], bool)
+    duplicated = duplicate_columns(X)
     for col in X.columns[duplicated]:
         notes.append(f"column {col!r}: duplicate of an earlier column" + (", dropped" if drop_redundant else
                      ", kept (--drop-redundant removes it)"))

@@ -5,9 +5,11 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from featteam import DataError, Transformation, load_dataset, load_table, prepare
-from featteam.data import HEADER_ATTR, Preprocessor, check_output_path, infer_task, write_table
+from featteam.data import HEADER_ATTR, Preprocessor, check_output_path, duplicate_columns, infer_task, write_table
 from featteam.expr.operators import BOUND
 
 
@@ -66,6 +68,17 @@ def test_constant_and_duplicate_columns(small_regression):
     assert any("'a_copy': duplicate" in n for n in kept.notes)
     dropped = prepare(frame, "target", drop_redundant=True)
     assert "const" not in dropped.X.columns and "a_copy" not in dropped.X.columns
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, np.nan, -1e300]), min_size=3, max_size=3),
+                min_size=1, max_size=6),
+       st.lists(st.integers(0, 5), max_size=4))
+def test_duplicate_columns_agree_with_pandas(columns, copies):
+    # Small value sets and copied columns, so that duplicates (and near misses) are common.
+    columns = columns + [columns[i % len(columns)] for i in copies]
+    X = pd.DataFrame({f"c{i}": values for i, values in enumerate(columns)})
+    assert duplicate_columns(X).tolist() == X.T.duplicated().tolist()
 
 
 def test_one_class_target(small_classification):
