@@ -274,6 +274,10 @@ class SelectionResult:
     finalists: list[Finalist] = field(default_factory=list)
     #: the label of the finalist chosen ("bank:8", "best:2", "ml", "original", ...)
     chosen: str = ""
+    #: distinct transformations (the original features included) whose score used rows of the
+    #: test split: under the paper protocol every one the search and the choice scored (they are
+    #: scored there), under the honest protocol only the reported scores
+    scored_on_test_split: int = 0
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -424,6 +428,10 @@ def summary_text(report: RunReport, out: str | Path) -> str:
             lines.append(f"estimate {result.estimate:.4f}{margin}: {result.estimate_method}")
         lines.append(f"{report.metric} under the {report.protocol} protocol: original {result.original_score:.4f} "
                      f"-> with the new features {result.score:.4f} ({result.gain:+.4f})")
+        if report.protocol == "paper":
+            lines.append(f"the paper protocol searched and reported on the test split: {result.scored_on_test_split} "
+                         "transformations were scored there, and the best reported (optimistic; the honest protocol "
+                         "is the estimate to trust)")
         lines.append(f"written: {out}/transformation.json (apply with `featteam transform`), report.json, "
                      "candidates.jsonl, scores_by_mode.png")
     else:

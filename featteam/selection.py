@@ -284,9 +284,22 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
         formulas=transformation.formulas, postfix=transformation.postfix, per_mode=per_mode,
         n_candidates=len(candidates), features=chosen.features, estimate=round(chosen.estimate, 6),
         estimate_method=_estimate_method(evaluator, options, choice_margin), chosen=chosen.label,
+        scored_on_test_split=_scored_on_test_split(evaluator, options, best_of_mode, chosen),
         finalists=[Finalist(label=o.label, n_features=len(o.features), cv_scores=[round(s, 6) for s in o.scores],
                             estimate=round(o.estimate, 6), gain=_rounded(o.gain),
                             standard_error=_rounded(o.standard_error)) for o in options])
+
+
+def _scored_on_test_split(evaluator: Evaluator, options: list[_Option], best_of_mode: dict[Mode, Candidate],
+                          chosen: _Option) -> int:
+    """How many distinct transformations were scored on rows of the test split (the report's
+    ``scored_on_test_split``).  Under the paper protocol the screen's gains are also measured
+    there (the report's ``screen`` says how many single features it looked at)."""
+    reported = {(), tuple(chosen.tokens)} | {tuple(c.tokens) for c in best_of_mode.values()}
+    if evaluator.protocol == "honest":
+        return len(reported)
+    searched = {tokens for tokens, scored in evaluator.cache.items() if scored.valid}
+    return len(reported | searched | {tuple(o.tokens) for o in options})
 
 
 def _rounded(value: float | None) -> float | None:

@@ -109,6 +109,16 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
     assert product and product[0].modes == ["ml"] and product[0].steps == ["latent"]
     saved = Transformation.load(tmp_path / "transformation.json")
     assert saved.metadata["mode"] == result.mode and len(saved.features) == len(result.features)
+    # Honest: only the reported scores used the test split (original, the two modes' bests, the choice).
+    assert result.scored_on_test_split == len({(), ("f0", "f1", "*", SEP, "f3", "sin"), ("f2", "f4", "+"),
+                                               tuple(saved.tokens)})
+    # Paper: every candidate and finalist was scored there (here they are all distinct).
+    paper = Evaluator(dataset, "paper")
+    candidates = [_scored(paper, Mode.ML, ["f0", "f1", "*", SEP, "f3", "sin"]),
+                  _scored(paper, Mode.TEACHER, ["f2", "f4", "+"])]
+    result = select(candidates, dataset, paper, "paper", tmp_path, max_selected_features=4, pool=[("f0", "f1", "/")])
+    assert [f.label for f in result.finalists] == ["original", "teacher", "ml", "best:2"]
+    assert result.scored_on_test_split == 4
 
 
 @pytest.mark.slow  # downstream CV scores: the full suite
@@ -195,3 +205,9 @@ def test_the_summary_says_why_the_original_features_were_kept_or_how_much_the_ch
     added = summary_text(RunReport(data=data, protocol="honest", metric="m", original_search_score=0.7,
                                    result=result("bank:2", 0.02, 0.006)), "out")
     assert "estimate 0.7100 (+0.0200 ± 0.0060 over the original features): how" in added
+    assert "scored there" not in added
+    paper = result("bank:2", 0.02, 0.006)
+    paper.scored_on_test_split = 57
+    paper = summary_text(RunReport(data=data, protocol="paper", metric="m", original_search_score=0.7,
+                                   result=paper), "out")
+    assert "57 transformations were scored there, and the best reported (optimistic" in paper

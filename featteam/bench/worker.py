@@ -137,6 +137,7 @@ def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
     for row in rows:
         row["versions"] = report.versions
         row["n_candidates"] = result.n_candidates
+        row["scored_on_test_split"] = result.scored_on_test_split
     return rows
 
 
