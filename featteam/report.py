@@ -357,6 +357,12 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _gain_text(finalist: Finalist) -> str:
+    """A finalist's gain, with its standard error where it has one (the honest protocol's choice)."""
+    error = "" if finalist.standard_error is None else f" ± {finalist.standard_error:.4f}"
+    return f"{finalist.gain:+.4f}{error}"
+
+
 def summary_text(report: RunReport, out: str | Path) -> str:
     """The run's summary as a person reads it (what ``featteam fit`` prints)."""
     lines: list[str] = []
@@ -417,13 +423,13 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         else:
             compared = [f for f in result.finalists if f.gain is not None and f.label != "original"]
             best = max(compared, key=lambda f: f.gain, default=None)
-            why = (f"the best finalist, {best.label}, gained {best.gain:+.4f} ± {best.standard_error:.4f} over the "
+            why = (f"the best finalist, {best.label}, gained {_gain_text(best)} over the "
                    "original features where the output is chosen: not enough to keep" if best else
                    "nothing beat the original features on the rows it was chosen on")
             lines.append(f"\nchosen: no new feature ({why})")
         if result.estimate is not None:
             chosen = [f for f in result.finalists if f.label == result.chosen and f.gain is not None]
-            margin = (f" ({chosen[0].gain:+.4f} ± {chosen[0].standard_error:.4f} over the original features)"
+            margin = (f" ({_gain_text(chosen[0])} over the original features)"
                       if chosen and result.chosen != "original" else "")
             lines.append(f"estimate {result.estimate:.4f}{margin}: {result.estimate_method}")
         lines.append(f"{report.metric} under the {report.protocol} protocol: original {result.original_score:.4f} "

@@ -18,12 +18,14 @@ otherwise the original features are kept and nothing is added.  Why: a gain meas
 the search picked the features on is optimistic (on airfoil and housing_boston such gains, more
 than a standard error over the original features, were losses on the test split), and a
 single hold-out's luck is large on a few hundred rows; the rule of one standard error keeps
-the simpler answer unless the evidence on unseen rows is clear.  Without validation rows (the
-paper protocol, or a table too small for them) the choice rows are the search rows, each
-predicted by a forest fitted on the other folds (the paper protocol fits the transformation on
-all of them, as the literature does).  The paper protocol (the literature reports the best
-found) keeps the best gain without the margin.  None of this sees the test split: it is scored
-once, after the choice.
+the simpler answer unless the evidence on unseen rows is clear.  Without validation rows (a
+table too small for them) the choice rows are the search rows, each predicted by a forest
+fitted on the other folds.  None of this sees the test split: it is scored once, after the
+choice.
+
+The paper protocol searches and reports on the test split, and the literature reports the best
+transformation found: there the finalist with the best search score (its cross-validation score
+on the test split, the score the protocol reports) is kept if it beats the original features.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ CHOICE_METHOD = ("out-of-fold predictions of the search's forest ({k} folds, {r}
                  "{m} finalists each paired row by row with the original features; the largest gain{rule}; "
                  "standard errors from {b} bootstrap resamples of those rows; the test split is not used")
 MARGIN = ", kept only when it exceeds {margin:g} standard error(s), else the original features"
+PAPER_CHOICE_METHOD = ("the paper protocol: the best search score ({k}-fold cross-validation on {n} rows of the test "
+                       "split) of {m} finalists, kept if above the original features' (the literature reports the "
+                       "best found); optimistic: the test split chose it")
 
 
 @dataclass
@@ -190,13 +195,19 @@ def paired_bootstrap(y: np.ndarray, predictions: Sequence[np.ndarray], reference
 
 
 def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) -> _Option:
-    """The chosen finalist (module docstring).  The :data:`RESCORED` best on the search folds
-    and the original features (``options[0]``) are predicted out of fold on the choice rows,
-    once for each of :data:`CHOICE_REPEATS` new partitions; each finalist's gain over the
-    original features and its standard error come from :func:`paired_bootstrap`.  The largest
-    gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard errors
-    under the honest protocol (or is above zero under the paper protocol); otherwise the original."""
+    """The chosen finalist (module docstring).  Honest protocol: the :data:`RESCORED` best on
+    the search folds and the original features (``options[0]``) are predicted out of fold on the
+    choice rows, once for each of :data:`CHOICE_REPEATS` new partitions; each finalist's gain over
+    the original features and its standard error come from :func:`paired_bootstrap`.  The
+    largest gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard
+    errors; otherwise the original.  Paper protocol: the best search score, the score the
+    protocol reports, if it is above the original features' (the literature reports the best
+    found)."""
     first = sorted(range(len(options)), key=lambda i: (-options[i].scores[0], len(options[i].features), i))
+    if evaluator.protocol == "paper":
+        for option in options:
+            option.gain = option.scores[0] - options[0].scores[0]
+        return options[first[0]] if options[first[0]].gain > 0 else options[0]
     finalists = sorted(set(first[:RESCORED]) | {0})
     y = evaluator.y[evaluator.choice_rows]
     predictions: dict[int, list[np.ndarray]] = {}
@@ -215,21 +226,15 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) ->
     if not contenders:
         return options[0]
     best = options[min(contenders, key=lambda i: (-options[i].gain, len(options[i].features), i))]
-    margin = _margin_in_force(evaluator, margin)
     needed = margin * best.standard_error if margin > 0 else 0.0  # no margin: whatever the error says
     return best if best.gain > needed else options[0]
 
 
-def _margin_in_force(evaluator: Evaluator, margin: float) -> float:
-    """The margin in standard errors the choice applies: the setting under the honest protocol,
-    none under the paper protocol (the literature reports the best found)."""
-    return margin if evaluator.protocol == "honest" else 0.0
-
-
 def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float) -> str:
+    if evaluator.protocol == "paper":
+        return PAPER_CHOICE_METHOD.format(m=len(options) - 1, k=evaluator.n_splits, n=len(evaluator.search_rows))
     rows = ("validation rows no search step saw, each predicted by a forest fitted on the search rows and the "
             "other folds" if len(evaluator.validation_rows) else "search rows")
-    margin = _margin_in_force(evaluator, margin)
     return CHOICE_METHOD.format(k=evaluator.n_splits, r=CHOICE_REPEATS, n=len(evaluator.choice_rows), rows=rows,
                                 m=sum(o.gain is not None for o in options[1:]), b=BOOTSTRAPS,
                                 rule=MARGIN.format(margin=margin) if margin > 0 else "")

@@ -176,9 +176,14 @@ def test_a_gain_within_one_standard_error_keeps_the_original_features():
     alone = options(honest, weak)
     assert choose(alone, honest) is alone[0] and 0 < alone[1].gain < alone[1].standard_error
     assert choose(alone, honest, margin=0.0) is alone[1]  # --choice-margin 0: any positive gain is kept
-    # The paper protocol keeps the best gain without the margin.
+    # The paper protocol keeps the best search score (the score it reports) if it beats the original's.
+    both = options(paper, weak, product)
+    assert choose(both, paper) is both[2] and both[2].gain == both[2].scores[0] - both[0].scores[0] > 0
+    assert len(both[2].scores) == 1 and both[2].standard_error is None  # no other rows to compare on
     alone = options(paper, weak)
-    assert (choose(alone, paper) is alone[1]) == (alone[1].gain > 0)
+    assert (choose(alone, paper) is alone[1]) == (alone[1].scores[0] > alone[0].scores[0])
+    worse = options(paper, ["f2", "f3", "/"])
+    assert worse[1].scores[0] < worse[0].scores[0] and choose(worse, paper) is worse[0]
 
 
 def test_the_transformation_that_adds_nothing_round_trips(tmp_path):
@@ -206,8 +211,9 @@ def test_the_summary_says_why_the_original_features_were_kept_or_how_much_the_ch
                                    result=result("bank:2", 0.02, 0.006)), "out")
     assert "estimate 0.7100 (+0.0200 ± 0.0060 over the original features): how" in added
     assert "scored there" not in added
-    paper = result("bank:2", 0.02, 0.006)
+    paper = result("bank:2", 0.02, None)
     paper.scored_on_test_split = 57
     paper = summary_text(RunReport(data=data, protocol="paper", metric="m", original_search_score=0.7,
                                    result=paper), "out")
     assert "57 transformations were scored there, and the best reported (optimistic" in paper
+    assert "estimate 0.7100 (+0.0200 over the original features): how" in paper
