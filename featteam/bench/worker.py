@@ -34,10 +34,9 @@ def peak_memory_mb() -> float:
 
 
 def _evaluator(spec: dict[str, Any]):
+    from ..config import FitConfig
     from ..data import load_dataset
     from ..evaluation import Evaluator
-
-    from ..config import FitConfig
 
     dataset = load_dataset(spec["data"], spec["target"])
     # The peers' reported scores use the same downstream forest as featteam's.
