@@ -22,9 +22,18 @@ TIE = 0.001
 def main(path: str) -> None:
     frame = pd.read_csv(path)
     frame = frame[(frame.protocol == "paper") & frame.method.isin(["original", "featteam", "moat"])]
+    if frame.empty:
+        sys.exit(f"{path}: no paper-protocol results of original, featteam or moat")
+    if "scored_on_test_split" not in frame:  # a results.csv of an older featteam
+        frame = frame.assign(scored_on_test_split=float("nan"))
     scored = frame[frame.status.isin(["ok", "reference"])]
+    # Scores averaged over seeds per table, as the bench's own report does (the contest is seed 0).
     scores = scored.pivot_table(index="dataset", columns="method", values="score", aggfunc="mean")
-    ours = frame[frame.method == "featteam"].set_index("dataset")
+    scores = scores.reindex(columns=["original", "featteam", "moat"])
+    ours = frame[frame.method == "featteam"].groupby("dataset").agg(
+        status=("status", lambda s: "ok" if (s == "ok").all() else ", ".join(sorted(set(s) - {"ok"}))),
+        fit_seconds=("fit_seconds", "mean"), n_candidates=("n_candidates", "mean"),
+        scored_on_test_split=("scored_on_test_split", "mean"))
     print("| dataset | original | featteam | MOAT | featteam − MOAT | fit s | candidates | scored on the test split |")
     print("|---|---|---|---|---|---|---|---|")
     for dataset in sorted(set(scores.index) | set(ours.index)):

@@ -87,6 +87,10 @@ def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", dest="downstream_model", choices=["rf", "et"], action=DeprecatedAlias,
                         new="--downstream-model", help=argparse.SUPPRESS)
     parser.add_argument("--n-jobs", type=int, default=1, help="parallel scoring jobs (results do not depend on it)")
+    from .config import FitConfig
+    parser.add_argument("--max-tree-rows", type=int, default=FitConfig.max_tree_rows,
+                        help="rows each tree of the downstream forest draws when it is fitted on more (as "
+                             "`featteam fit --max-tree-rows`; 0: no bound)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +167,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .expr import Transformation
 
     dataset = load_dataset(args.data, args.target, task=args.task, nan=args.nan, drop_redundant=args.drop_redundant)
-    evaluator = Evaluator(dataset, protocol=args.protocol, model=args.downstream_model, n_jobs=args.n_jobs)
+    evaluator = Evaluator(dataset, protocol=args.protocol, model=args.downstream_model, n_jobs=args.n_jobs,
+                          max_tree_rows=args.max_tree_rows)
     result = {"dataset": dataset.name, "rows": dataset.n_rows, "features": dataset.X.shape[1],
               "task": dataset.task, "metric": evaluator.metric_name, "protocol": args.protocol,
               "original_features": round(evaluator.final_score(None), 6)}

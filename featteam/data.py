@@ -318,20 +318,24 @@ def _clean_names(columns: list[Any], notes: list[str]) -> list[str]:
 
 
 def duplicate_columns(X: pd.DataFrame) -> np.ndarray:
-    """Which columns of ``X`` (numbers) repeat an earlier column, value for value (missing values
-    equal each other): what ``X.T.duplicated()`` says, in time linear in the rows.  The transpose
-    factorises every row as a column of its own, which took minutes on 200,000 rows; here each
-    column is hashed once and only columns with the same hash are compared."""
+    """Which columns of ``X`` (float columns, as :func:`prepare` makes them) repeat an earlier
+    column, value for value (missing values equal each other): what ``X.T.duplicated()`` says,
+    in time linear in the rows.  The transpose factorises every row as a column of its own, which
+    took minutes on 200,000 rows; here each column is hashed once and only columns with the same
+    hash are compared (read again, so no copy of the table is kept)."""
+    def values(i: int) -> np.ndarray:
+        return X.iloc[:, i].to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 equals 0.0
+
     duplicated = np.zeros(X.shape[1], dtype=bool)
-    earlier: dict[bytes, list[np.ndarray]] = {}
+    earlier: dict[bytes, list[int]] = {}
     for i in range(X.shape[1]):
-        values = X.iloc[:, i].to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 equals 0.0
-        missing = np.isnan(values)
-        key = hashlib.blake2b(np.where(missing, 0.0, values).tobytes() + np.packbits(missing).tobytes()).digest()
+        column = values(i)
+        missing = np.isnan(column)
+        key = hashlib.blake2b(np.where(missing, 0.0, column).tobytes() + np.packbits(missing).tobytes()).digest()
         same = earlier.setdefault(key, [])
-        duplicated[i] = any(np.array_equal(values, other, equal_nan=True) for other in same)
+        duplicated[i] = any(np.array_equal(column, values(j), equal_nan=True) for j in same)
         if not duplicated[i]:
-            same.append(values)
+            same.append(i)
     return duplicated
 
 

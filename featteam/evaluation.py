@@ -92,7 +92,8 @@ def make_model(task: Task, model: str | BaseEstimator = "rf", random_state: int 
     """The downstream model: ``"rf"`` (the literature's RandomForest), ``"et"``, or any estimator.
 
     ``n_trees`` sets the forest's size (None: scikit-learn's default, 100); ``tree_rows`` makes
-    each tree draw a bootstrap sample of that many rows (None: as many as it is fitted on);
+    each tree draw a bootstrap sample of that many rows (None: as many as it is fitted on; ``"et"``
+    then bootstraps too, which it does not by default); an estimator is never bounded;
     ``n_jobs`` fits the trees in parallel (the same forest for any value).  An estimator is used
     as given."""
     if isinstance(model, BaseEstimator):

@@ -240,12 +240,14 @@ class Finalist:
 
     label: str
     n_features: int
-    #: mean CV score over the search folds, then, for the best few and the original features, the score
-    #: of out-of-fold predictions on the choice rows (selection: the validation rows, new partitions)
+    #: mean CV score over the search folds, then (honest protocol), for the best few and the original
+    #: features, the score of out-of-fold predictions on the choice rows (selection: the validation rows,
+    #: new partitions)
     cv_scores: list[float]
     estimate: float
-    #: for those compared on the choice rows: the gain over the original features there (paired row by
-    #: row) and its standard error (paired bootstrap of the rows)
+    #: honest: for those compared on the choice rows, the gain over the original features there (paired
+    #: row by row) and its standard error (paired bootstrap of the rows); paper: every finalist's gain
+    #: in search score, without a standard error
     gain: float | None = None
     standard_error: float | None = None
 
@@ -267,8 +269,8 @@ class SelectionResult:
     per_mode: dict[str, ModeResult]
     n_candidates: int
     features: list[ChosenFeature] = field(default_factory=list)
-    #: the chosen transformation's estimated score before the test split (its out-of-fold score on the
-    #: choice rows), and how it was made
+    #: the chosen transformation's estimated score before the test split (honest: its out-of-fold
+    #: score on the choice rows; paper: its search score, on the test split), and how it was made
     estimate: float | None = None
     estimate_method: str = ""
     finalists: list[Finalist] = field(default_factory=list)

@@ -19,7 +19,7 @@ the search picked the features on is optimistic (on airfoil and housing_boston s
 than a standard error over the original features, were losses on the test split), and a
 single hold-out's luck is large on a few hundred rows; the rule of one standard error keeps
 the simpler answer unless the evidence on unseen rows is clear.  Without validation rows (a
-table too small for them) the choice rows are the search rows, each predicted by a forest
+table too small for them, or ``validation_size`` 0) the choice rows are the search rows, each predicted by a forest
 fitted on the other folds.  None of this sees the test split: it is scored once, after the
 choice.
 
@@ -73,7 +73,8 @@ class _Option:
     tokens: list[str]
     scores: list[float]
     features: list[ChosenFeature]
-    #: gain over the original features on the choice rows, and its standard error
+    #: gain over the original features (honest: on the choice rows, with its standard error;
+    #: paper: of the search score)
     gain: float | None = None
     standard_error: float | None = None
 
@@ -289,22 +290,22 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
         formulas=transformation.formulas, postfix=transformation.postfix, per_mode=per_mode,
         n_candidates=len(candidates), features=chosen.features, estimate=round(chosen.estimate, 6),
         estimate_method=_estimate_method(evaluator, options, choice_margin), chosen=chosen.label,
-        scored_on_test_split=_scored_on_test_split(evaluator, options, best_of_mode, chosen),
+        scored_on_test_split=_scored_on_test_split(evaluator, candidates, options, best_of_mode, chosen),
         finalists=[Finalist(label=o.label, n_features=len(o.features), cv_scores=[round(s, 6) for s in o.scores],
                             estimate=round(o.estimate, 6), gain=_rounded(o.gain),
                             standard_error=_rounded(o.standard_error)) for o in options])
 
 
-def _scored_on_test_split(evaluator: Evaluator, options: list[_Option], best_of_mode: dict[Mode, Candidate],
-                          chosen: _Option) -> int:
-    """How many distinct transformations were scored on rows of the test split (the report's
-    ``scored_on_test_split``).  Under the paper protocol the screen's gains are also measured
-    there (the report's ``screen`` says how many single features it looked at)."""
+def _scored_on_test_split(evaluator: Evaluator, candidates: Sequence[Candidate], options: list[_Option],
+                          best_of_mode: dict[Mode, Candidate], chosen: _Option) -> int:
+    """How many distinct transformations of this run were scored on rows of the test split (the
+    report's ``scored_on_test_split``): the reported ones, and under the paper protocol every
+    scored candidate and finalist too.  The screen's gains are also measured there under the
+    paper protocol (the report's ``screen`` says how many single features it looked at)."""
     reported = {(), tuple(chosen.tokens)} | {tuple(c.tokens) for c in best_of_mode.values()}
     if evaluator.protocol == "honest":
         return len(reported)
-    searched = {tokens for tokens, scored in evaluator.cache.items() if scored.valid}
-    return len(reported | searched | {tuple(o.tokens) for o in options})
+    return len(reported | {tuple(c.tokens) for c in candidates} | {tuple(o.tokens) for o in options})
 
 
 def _rounded(value: float | None) -> float | None:

@@ -25,6 +25,11 @@ def test_evaluate_json_with_transformation(tmp_path, small_regression, capsys):
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["transformation"] > result["original_features"]
+    # The tree-row bound, as in `featteam fit`: 160 training rows, 100 per tree, a different forest.
+    assert main(["evaluate", str(path), "--target", "target", "--max-tree-rows", "100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["original_features"] != result["original_features"]
+    assert main(["evaluate", str(path), "--target", "target", "--max-tree-rows", "-1"]) == 1
+    assert "max_tree_rows must be 0" in capsys.readouterr().err
 
 
 def test_transform_and_show(tmp_path, small_regression, capsys):

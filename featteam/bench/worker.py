@@ -40,9 +40,14 @@ def _evaluator(spec: dict[str, Any]):
 
     dataset = load_dataset(spec["data"], spec["target"])
     # The peers' reported scores use the same downstream forest as featteam's.
-    max_tree_rows = spec.get("settings", {}).get("max_tree_rows", FitConfig.max_tree_rows)
+    max_tree_rows = FitConfig.from_preset(spec["preset"], **_settings(spec)).max_tree_rows
     return dataset, Evaluator(dataset, protocol=spec["protocol"], n_jobs=spec["n_jobs"],
                               max_search_rows=spec.get("max_search_rows"), max_tree_rows=max_tree_rows)
+
+
+def _settings(spec: dict[str, Any]) -> dict[str, Any]:
+    """The FitConfig overrides of a bench configuration (JSON lists back to tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("settings", {}).items()}
 
 
 def run_original(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,8 +119,7 @@ def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
     from ..config import FitConfig
     from ..pipeline import Run
 
-    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("settings", {}).items()}
-    config = FitConfig.from_preset(spec["preset"], **{**settings, "protocol": spec["protocol"], "seed": spec["seed"],
+    config = FitConfig.from_preset(spec["preset"], **{**_settings(spec), "protocol": spec["protocol"], "seed": spec["seed"],
                                                       "max_search_rows": spec.get("max_search_rows") or 0})
     run = Run(spec["run_dir"], spec["data"], spec["target"], config, n_jobs=spec["n_jobs"], progress=False)
     report = run.execute()
