@@ -464,16 +464,18 @@ class Evaluator:
 
     def final_score(self, tokens: Sequence[str] | None) -> float:
         """The reported score. paper: the CV score on the test split; honest: fit the
-        transformation and the model on the training split, score the test split once."""
+        transformation and the model on the training split, score the test split once.
+        Neither applies the search's limits on length and feature count: the chosen output may
+        be assembled from several candidates' features (the feature bank).
+
+        Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
         if self.protocol == "paper":
+            if tokens:
+                self._check_unlimited(tokens)
             if len(self.search_rows) < len(self.protocol_rows):  # searched on a sample: score the whole split
-                if tokens:
-                    self.check(tokens)
                 return self._cv_score(tokens, self.protocol_rows, self._make_folds(self.protocol_rows))
-            result = self.score(tokens)
-            if not result.valid:
-                raise InvalidSequence(result.error, result.message)
-            return float(result.score)
+            cached = self.cache.get(tuple(tokens or ()))
+            return float(cached.score) if cached is not None and cached.valid else self._cv_score(tokens)
         return self._fit_and_score(tokens, self.train_rows, self.test_rows)
 
     def generation_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

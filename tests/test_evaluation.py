@@ -14,7 +14,7 @@ from featteam.config import FitConfig
 from featteam.data import load_dataset, prepare
 from featteam.errors import FeatteamError
 from featteam.evaluation import Evaluator, f1_weighted, one_minus_rae
-from featteam.expr import ErrorKind, Transformation
+from featteam.expr import ErrorKind, Transformation, join_features
 
 
 def _references(shared):
@@ -154,6 +154,24 @@ def test_a_forest_fitted_on_more_rows_than_max_tree_rows_draws_that_many_per_tre
         Evaluator(dataset, "honest", max_tree_rows=-1)
     with pytest.raises(FeatteamError, match="max_tree_rows"):
         FitConfig(max_tree_rows=-5)
+
+
+def test_the_reported_score_takes_an_output_longer_than_one_candidate(small_regression, small_classification):
+    # The feature bank assembles outputs beyond a candidate's limits (here 12 features, 6 allowed).
+    features = [["f0", "f1", "*"], ["f0", "f2", "-"], ["f1", "f3", "/"], ["f2", "f3", "*"], ["f0", "f3", "+"],
+                ["f1", "f2", "-"], ["f0", "sqrt"], ["f1", "cube"], ["f2", "f0", "/"], ["f3", "f1", "-"],
+                ["f0", "f1", "+"], ["f2", "f1", "/"]]
+    tokens = join_features(features)
+    for frame, sample in ((small_regression, None), (small_classification, 24)):
+        for protocol in ("honest", "paper"):
+            evaluator = Evaluator(prepare(frame, "target"), protocol, max_search_rows=sample)
+            assert not evaluator.score(tokens).valid  # a candidate may not be this long
+            assert np.isfinite(evaluator.final_score(tokens))
+        paper = Evaluator(prepare(frame, "target"), "paper", max_search_rows=sample)
+        if sample is None:  # searched on the whole test split: the reported score is the search score
+            assert paper.final_score(tokens) == paper.cv_score(tokens)
+        short = ["f0", "f1", "*"]
+        assert paper.final_score(short) == (paper.score(short).score if sample is None else paper.final_score(short))
 
 
 def test_columns_from_another_method_are_scored_like_a_transformation(small_regression):
