@@ -36,10 +36,11 @@ $(BENCH_STAMP): pyproject.toml Makefile
 # The one-time work ahead of the first fit (a fit does it itself when it is missing): convert
 # the embedded model and pre-train the student on the expression language (about 2 minutes
 # here; cached under ~/.cache/featteam, or FEATTEAM_CACHE_DIR).
-prepare: install
+# Neither needs the benchmark's peers: only the method's environment is built.
+prepare: $(STAMP)
 	$(PY) -m featteam prepare
 
-demo: install
+demo: $(STAMP)
 	$(PY) -m featteam.demo
 
 test: install
