@@ -11,10 +11,7 @@ rows** - a share of the training split (``validation_size``) that the screen, th
 the decoders never saw.  Each validation row is predicted out of fold (``n_splits`` folds, on two
 new partitions) by the search's forest fitted on the search rows and the other folds, so no
 prediction comes from a model that saw its row, and no row the features were picked on is
-scored.  Where the search scored a sample of a large training split, each validation row is
-instead predicted by the search's forest fitted on every training row outside the validation
-rows, at the scale of the deployed model: a feature that helps a forest of a few thousand rows
-can add nothing to one of tens of thousands.  Each finalist's gain over the original features is its metric minus theirs on the
+scored.  Each finalist's gain over the original features is its metric minus theirs on the
 same rows (averaged over the partitions); its standard error comes from a paired bootstrap of
 the rows.  The finalist with the largest gain wins if that gain exceeds one standard error;
 otherwise the original features are kept and nothing is added.  Why: a gain measured on rows
@@ -55,16 +52,15 @@ logger = logging.getLogger(__name__)
 PREFIX_SIZES = (2, 4, 8, 12, 16, 24, 32)
 #: Finalists compared on the choice rows (besides the original features).
 RESCORED = 3
+#: New partitions of the choice rows into folds, each row predicted out of fold once per partition.
+CHOICE_REPEATS = 2
 #: Bootstrap resamples of the choice rows behind a gain's standard error.
 BOOTSTRAPS = 400
 #: The step each mode belongs to (from the steps' own lists).
 STEP_OF_MODE = {mode: step.name for step in STEPS for mode in step.modes}
-CHOICE_METHOD = ("{how} on the {n} {rows}, "
+CHOICE_METHOD = ("out-of-fold predictions of the search's forest ({k} folds, {r} new partitions) on the {n} {rows}, "
                  "{m} finalists each paired row by row with the original features; the largest gain{rule}; "
                  "standard errors from {b} bootstrap resamples of those rows; the test split is not used")
-OUT_OF_FOLD = "out-of-fold predictions of the search's forest ({k} folds, {r} new partitions)"
-AT_SCALE = ("predictions of the search's forest fitted on the {n_fit} training rows outside them (the search scored "
-            "a sample of {n_search}; the deployed model is fitted on every training row)")
 MARGIN = ", kept only when it exceeds {margin:g} standard error(s), else the original features"
 PAPER_CHOICE_METHOD = ("the paper protocol: the best search score ({k}-fold cross-validation on {n} rows of the test "
                        "split) of {m} finalists, kept if above the original features' (the literature reports the "
@@ -201,8 +197,8 @@ def paired_bootstrap(y: np.ndarray, predictions: Sequence[np.ndarray], reference
 
 def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) -> _Option:
     """The chosen finalist (module docstring).  Honest protocol: the :data:`RESCORED` best on
-    the search folds and the original features (``options[0]``) are predicted on the choice rows
-    (:meth:`Evaluator.choice_predictions`, ``evaluator.choice_repeats`` times); each finalist's gain over
+    the search folds and the original features (``options[0]``) are predicted out of fold on the
+    choice rows, once for each of :data:`CHOICE_REPEATS` new partitions; each finalist's gain over
     the original features and its standard error come from :func:`paired_bootstrap`.  The
     largest gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard
     errors; otherwise the original.  Paper protocol: the best search score, the score the
@@ -219,7 +215,7 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) ->
     for i in finalists:
         try:
             predictions[i] = [evaluator.choice_predictions(options[i].tokens, repeat)
-                              for repeat in range(1, evaluator.choice_repeats + 1)]
+                              for repeat in range(1, CHOICE_REPEATS + 1)]
         except InvalidSequence as exc:  # a sparse column can be constant on one of the folds
             logger.info("finalist %s left out: %s", options[i].label, exc)
     resamples = np.random.default_rng(evaluator.split_seed).integers(0, len(y), size=(BOOTSTRAPS, len(y)))
@@ -238,14 +234,9 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) ->
 def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float) -> str:
     if evaluator.protocol == "paper":
         return PAPER_CHOICE_METHOD.format(m=len(options) - 1, k=evaluator.n_splits, n=len(evaluator.search_rows))
-    if evaluator.choice_fit_rows is not None:
-        how = AT_SCALE.format(n_fit=len(evaluator.choice_fit_rows), n_search=len(evaluator.search_rows))
-        rows = "validation rows no search step saw"
-    else:
-        how = OUT_OF_FOLD.format(k=evaluator.n_splits, r=evaluator.choice_repeats)
-        rows = ("validation rows no search step saw, each predicted by a forest fitted on the search rows and the "
-                "other folds" if len(evaluator.validation_rows) else "search rows")
-    return CHOICE_METHOD.format(how=how, n=len(evaluator.choice_rows), rows=rows,
+    rows = ("validation rows no search step saw, each predicted by a forest fitted on the search rows and the "
+            "other folds" if len(evaluator.validation_rows) else "search rows")
+    return CHOICE_METHOD.format(k=evaluator.n_splits, r=CHOICE_REPEATS, n=len(evaluator.choice_rows), rows=rows,
                                 m=sum(o.gain is not None for o in options[1:]), b=BOOTSTRAPS,
                                 rule=MARGIN.format(margin=margin) if margin > 0 else "")
 
