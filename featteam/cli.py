@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "pre-train the student on the expression language (cached)")
     p.add_argument("--student-model", default=None,
                    help="the student's base model: a model directory or GGUF file (default: the embedded SmolLM2-135M)")
+    p.add_argument("--no-shipped", action="store_true",
+                   help="train the pre-training here (or read it from the cache) even where featteam ships it "
+                        "for this model: how the shipped state is made, and how to check it")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     p = sub.add_parser("show", help="print the formulas of a saved transformation")
@@ -247,8 +250,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     # The pre-training a fit with this base model starts from.
     metrics = ensure_pretrained(args.student_model, PretrainConfig.for_student(StudentConfig()),
-                                progress=not args.no_progress)
-    how = "already cached" if metrics.loaded_from_cache else "trained now"
+                                progress=not args.no_progress, use_shipped=not args.no_shipped)
+    how = ("shipped with featteam" if metrics.shipped
+           else "already cached" if metrics.loaded_from_cache else "trained now")
     print(f"student pre-trained on the expression language ({how}): {metrics.steps} steps, "
           f"{metrics.seconds:.0f} s once, {metrics.disk_bytes / 2**20:.1f} MiB in {metrics.directory}")
     return 0

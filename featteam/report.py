@@ -136,9 +136,9 @@ class FinetuneMetrics:
 class PretrainMetrics:
     """The student's one-time pre-training on the expression language (:mod:`featteam.models.pretrain`)."""
 
-    #: the cached pre-trained state
+    #: the pre-trained state's folder (in the cache, or in the package when shipped)
     directory: str
-    #: read from the cache (trained by an earlier run or ``featteam prepare``) rather than trained now
+    #: read from the cache (trained by an earlier run or ``featteam prepare``) or shipped, rather than trained now
     loaded_from_cache: bool
     steps: int
     #: seconds the one-time pre-training took when it ran
@@ -146,6 +146,8 @@ class PretrainMetrics:
     disk_bytes: int
     first_loss: float | None
     last_loss: float | None
+    #: shipped with featteam (trained by the project with ``featteam prepare``, the same computation)
+    shipped: bool = False
 
 
 @dataclass
@@ -411,7 +413,8 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         before, after = student.unmasked_before_finetuning, student.unmasked_after_finetuning
         start = "the base model"
         if student.pretraining:
-            how = "cached" if student.pretraining.loaded_from_cache else "now"
+            how = ("shipped with featteam" if student.pretraining.shipped
+                   else "cached" if student.pretraining.loaded_from_cache else "now")
             start = (f"its pre-training on the expression language ({student.pretraining.seconds:.0f} s once, "
                      f"{how})")
         lines.append(f"{'student:':17s}{before.valid} of {before.n} valid unmasked from {start}; {after.valid} of "

@@ -76,13 +76,21 @@ def fake_conversion(monkeypatch):
 
 
 def test_model_conversion_creates_the_models_folder_it_writes(tmp_path, monkeypatch, fake_conversion):
-    from featteam.llm.local import resolve_model_dir
+    from featteam.llm.local import CONVERSION_RECORD, is_conversion, resolve_model_dir
 
     cache = tmp_path / "fresh-cache"
     monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(cache))
     target = resolve_model_dir(_fake_gguf(tmp_path))
     assert target.parent == cache / "models"
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "tokenizer.json"]
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", CONVERSION_RECORD, "tokenizer.json"]
+    assert is_conversion(target)  # named by its GGUF's content, which the record says
+    # A conversion made before the record existed gets it when it is next used.
+    (target / CONVERSION_RECORD).unlink()
+    assert not is_conversion(target)
+    assert resolve_model_dir(_fake_gguf(tmp_path)) == target and is_conversion(target)
+    renamed = target.rename(target.with_name("moved"))
+    assert not is_conversion(renamed)  # a renamed folder's name no longer says what it holds
+    renamed.rename(target)
     assert [p.name for p in (cache / "models").iterdir()] == [target.name]  # no .partial left
     assert resolve_model_dir(_fake_gguf(tmp_path)) == target  # cached: not converted again
     # Reinstalled (the same bytes, a new mtime): the same conversion; other bytes: another one.
@@ -108,7 +116,7 @@ def test_model_conversion_replaces_a_stale_partial_folder(tmp_path, monkeypatch,
     stale.mkdir()
     (stale / "half-written.safetensors").write_text("cut short by a kill")
     assert local.resolve_model_dir(gguf) == target
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "tokenizer.json"]
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", local.CONVERSION_RECORD, "tokenizer.json"]
     assert not stale.exists()
 
 

@@ -4,6 +4,8 @@ starts from it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,37 @@ def test_generic_batches_are_valid_transformations_of_their_width_and_reproducib
 def test_pretrain_config_refuses_bad_values(bad):
     with pytest.raises(FeatteamError):
         PretrainConfig(**bad)
+
+
+def test_the_shipped_state_is_the_one_the_code_would_train_now():
+    """featteam ships the embedded model's pre-training for the default student.  Its folder name
+    is the cache's name for it (the GGUF's content, the schema and every setting), so a change to
+    the pre-training, its defaults or the embedded model fails here until the state is trained
+    again (``featteam prepare --no-shipped``) and copied in (docs/architecture.md)."""
+    import json
+
+    safetensors = pytest.importorskip("safetensors.numpy")
+    from featteam.expr import Vocabulary
+    from featteam.llm.local import converted_name, default_gguf
+    from featteam.models.pretrain import PRETRAIN_SCHEMA, SHIPPED_STATES
+    from featteam.models.student import StudentConfig
+
+    model = converted_name(default_gguf())  # what the conversion's folder is called (no conversion run)
+    config = PretrainConfig.for_student(StudentConfig())
+    expected = f"{model}-{config.key(model)}"
+    assert sorted(p.name for p in SHIPPED_STATES.iterdir()) == [expected]  # and no stale one beside it
+    shipped = SHIPPED_STATES / expected
+    meta = json.loads((shipped / COMPLETE_MARKER).read_text())
+    assert meta["schema"] == PRETRAIN_SCHEMA and meta["config"] == dataclasses.asdict(config)
+    assert len(meta["loss_curve"]) == config.steps and meta["metrics"]["steps"] == config.steps
+    assert sorted(p.name for p in shipped.rglob("*") if p.is_file()) == [
+        "adapter_config.json", "adapter_model.safetensors", "expression_tokens.safetensors", COMPLETE_MARKER]
+    tables = safetensors.load_file(str(shipped / "expression_tokens.safetensors"))
+    assert tables["token_embeddings"].shape[0] == len(Vocabulary(PRETRAIN_FEATURES))
+    assert all(np.isfinite(table).all() for table in tables.values())
+    adapter = json.loads((shipped / "adapter" / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (config.lora_r, config.lora_alpha)
+    assert adapter["base_model_name_or_path"] == model  # no path of the machine that trained it
 
 
 # -- with the real model --------------------------------------------------------------------
@@ -169,16 +202,45 @@ def test_prefix_shape_tracks_depth_length_count_pairs_and_repeats():
 
 
 @pytest.mark.slow
-def test_prepare_command_leaves_the_pretrained_state_a_fit_starts_from(model_dir, capsys):
-    """``featteam prepare`` in the user's cache (as every slow test uses the converted model there):
-    the second call finds it cached."""
+def test_prepare_command_uses_the_shipped_state_or_trains_and_caches_one(model_dir, tmp_path, monkeypatch, capsys):
+    """``featteam prepare`` with the embedded model finds the shipped state and writes nothing;
+    ``--no-shipped`` trains one into the cache even where one is shipped (with a tiny
+    configuration standing in for the default, and a shipped folder of the test's own)."""
+    import shutil
     from pathlib import Path
 
     from featteam.cli import main
+    from featteam.models import pretrain
 
-    assert main(["prepare", "--no-progress"]) == 0
-    assert main(["prepare", "--no-progress"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    assert "already cached" in out[-1] and "student pre-trained on the expression language" in out[-1]
-    directory = Path(out[-1].rsplit(" in ", 1)[1])
-    assert (directory / COMPLETE_MARKER).exists() and (directory / "adapter").is_dir()
+    def last_line():
+        out = capsys.readouterr().out.strip().splitlines()[-1]
+        assert "student pre-trained on the expression language" in out
+        return out, Path(out.rsplit(" in ", 1)[1])
+
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["prepare", "--no-progress", "--student-model", model_dir]) == 0
+    out, directory = last_line()
+    assert "shipped with featteam" in out and directory.parent == pretrain.SHIPPED_STATES
+    assert not (tmp_path / "cache" / "students").exists()  # nothing trained, nothing written
+
+    monkeypatch.setattr(PretrainConfig, "for_student", classmethod(lambda cls, student: TINY))
+    assert main(["prepare", "--no-progress", "--student-model", model_dir, "--no-shipped"]) == 0
+    out, trained = last_line()
+    assert "trained now" in out and trained.parent == tmp_path / "cache" / "students"
+    assert main(["prepare", "--no-progress", "--student-model", model_dir, "--no-shipped"]) == 0
+    assert "already cached" in last_line()[0]
+    # Shipped (as the project ships one: the cache's folder copied in), a fit's prepare takes it...
+    monkeypatch.setattr(pretrain, "SHIPPED_STATES", tmp_path / "shipped")
+    shutil.copytree(trained, tmp_path / "shipped" / trained.name)
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "other-cache"))
+    assert main(["prepare", "--no-progress", "--student-model", model_dir]) == 0
+    out, directory = last_line()
+    assert "shipped with featteam" in out and directory == tmp_path / "shipped" / trained.name
+    # ... and --no-shipped trains the same state again (the same seed: the same tensors).
+    assert main(["prepare", "--no-progress", "--student-model", model_dir, "--no-shipped"]) == 0
+    out, again = last_line()
+    assert "trained now" in out and again.parent == tmp_path / "other-cache" / "students"
+    import torch
+
+    for name, tensor in _tensors(again).items():
+        assert torch.equal(tensor, _tensors(trained)[name]), name

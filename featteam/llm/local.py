@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,33 @@ def _content_digest(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()[:12]
 
 
+#: The file a conversion writes beside the weights: it says the folder is named by its GGUF's content.
+CONVERSION_RECORD = "featteam_conversion.json"
+
+
+def converted_name(gguf: Path) -> str:
+    """The folder name of ``gguf``'s conversion: its stem and the first 12 hex digits of its
+    content's SHA-256 (the same on every machine for the same file)."""
+    stat = gguf.stat()
+    return f"{gguf.stem}-{_content_digest(str(gguf.resolve()), stat.st_size, stat.st_mtime_ns)}"
+
+
+def is_conversion(model_dir: Path) -> bool:
+    """Whether ``model_dir`` is a conversion :func:`resolve_model_dir` wrote, so that its name alone
+    says which weights it holds (a folder renamed since, or any other model folder, is not)."""
+    try:
+        record = json.loads((model_dir / CONVERSION_RECORD).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("name") == model_dir.name
+
+
+def _write_conversion_record(folder: Path, gguf: Path, name: str | None = None) -> None:
+    tmp = folder / (CONVERSION_RECORD + ".tmp")
+    tmp.write_text(json.dumps({"gguf": gguf.name, "name": name or folder.name}))
+    tmp.replace(folder / CONVERSION_RECORD)  # never half a record under its name
+
+
 def resolve_model_dir(model: str | Path | None = None) -> Path:
     """A directory transformers can load quickly: the model itself, or a cached conversion of a GGUF file.
 
@@ -87,10 +115,10 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
         if path.suffix != ".gguf" or not path.exists():
             raise FeatteamError(f"model {model!r} is neither a model directory nor a .gguf file")
         gguf = path
-    stat = gguf.stat()
-    digest = _content_digest(str(gguf.resolve()), stat.st_size, stat.st_mtime_ns)
-    target = cache_dir() / "models" / f"{gguf.stem}-{digest}"
+    target = cache_dir() / "models" / converted_name(gguf)
     if (target / "config.json").exists():
+        if not is_conversion(target):  # converted before the record existed: its name says the same
+            _write_conversion_record(target, gguf)
         return target
     logger.warning("converting %s for transformers (once; cached in %s)", gguf.name, target)
     import shutil
@@ -114,6 +142,7 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
         shutil.rmtree(partial)
     lm.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
+    _write_conversion_record(partial, gguf, name=target.name)
     partial.rename(target)  # atomic: a half-written conversion is never used
     return target
 

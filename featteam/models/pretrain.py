@@ -53,6 +53,12 @@ TARGET_NAMES = ("label", "target", "y", "class", "price", "outcome", "value", "d
 TASKS = ("classification", "regression")
 #: The file whose presence marks a complete pre-trained state.
 COMPLETE_MARKER = "pretrain.json"
+#: Pre-trained states shipped in the package, named as the cache names them
+#: (:func:`state_name`): the embedded model's, for the default student, so a fresh install does
+#: not pay the one-time pre-training.  Each is what ``featteam prepare --no-shipped`` trains
+#: and caches, copied here (docs/architecture.md, "The student's pre-training"); a test fails
+#: when the code's name for it no longer matches, so a stale one is never shipped.
+SHIPPED_STATES = Path(__file__).parent / "pretrained"
 
 
 @dataclass(frozen=True)
@@ -108,23 +114,42 @@ class PretrainConfig:
 
 
 def model_identity(model_dir: Path) -> str:
-    """What names a base model for the cache: its folder's resolved path and the size and time of
-    each of its files (two folders of the same name, or a model overwritten in place, differ)."""
+    """What names a base model for the cache.  A conversion of a GGUF file is named by the GGUF's
+    content (:func:`featteam.llm.local.is_conversion`), so its name is enough: the same on every
+    machine, which is what lets a shipped pre-trained state be found.  Any other folder is named by
+    its resolved path and the size and time of each of its files (two folders of the same name, or
+    a model overwritten in place, differ)."""
+    from ..llm.local import is_conversion
+
     folder = model_dir.resolve()
+    if is_conversion(folder):
+        return folder.name
     stats = [(p.name, p.stat()) for p in sorted(folder.iterdir()) if p.is_file()]
     return f"{folder}|" + "|".join(f"{name}:{stat.st_size}:{int(stat.st_mtime)}" for name, stat in stats)
 
 
+def state_name(model_dir: Path, config: PretrainConfig) -> str:
+    """The folder name of the pre-trained state of the base model in ``model_dir`` (cached or shipped)."""
+    return f"{model_dir.name}-{config.key(model_identity(model_dir))}"
+
+
 def pretrained_dir(model_dir: Path, config: PretrainConfig) -> Path:
     """Where the pre-trained state of the base model in ``model_dir`` is cached (nothing is created)."""
-    return cache_dir() / "students" / f"{model_dir.name}-{config.key(model_identity(model_dir))}"
+    return cache_dir() / "students" / state_name(model_dir, config)
 
 
-def read_metrics(directory: Path) -> PretrainMetrics:
+def shipped_dir(model_dir: Path, config: PretrainConfig) -> Path:
+    """Where featteam would ship the pre-trained state of the base model in ``model_dir`` (it ships
+    one for the embedded model and the default student: :data:`SHIPPED_STATES`)."""
+    return SHIPPED_STATES / state_name(model_dir, config)
+
+
+def read_metrics(directory: Path, shipped: bool = False) -> PretrainMetrics:
     from ..records import from_dict
 
     meta = json.loads((directory / COMPLETE_MARKER).read_text())
-    return from_dict(PretrainMetrics, {**meta["metrics"], "directory": str(directory), "loaded_from_cache": True})
+    return from_dict(PretrainMetrics, {**meta["metrics"], "directory": str(directory), "loaded_from_cache": True,
+                                       "shipped": shipped})
 
 
 @contextlib.contextmanager
@@ -145,19 +170,35 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def ensure_pretrained(base_model: str | None = None, config: PretrainConfig | None = None,
-                      progress: bool = False) -> PretrainMetrics:
-    """The pre-trained student state of ``base_model`` (the embedded model by default): read from
-    the cache, or trained once and cached.
+                      progress: bool = False, use_shipped: bool = True) -> PretrainMetrics:
+    """The pre-trained student state of ``base_model`` (the embedded model by default): the one
+    shipped with featteam where there is one, else read from the cache, or trained once and cached.
+
+    Parameters
+    ----------
+    base_model : str, optional
+        A model directory or GGUF file (None: the embedded model).
+    config : PretrainConfig, optional
+        What the pre-training computes (default: :class:`PretrainConfig`'s defaults).
+    progress : bool
+        Show a progress bar while it trains.
+    use_shipped : bool
+        Use the state shipped with featteam when one matches; False trains (or reads the cache)
+        as if none were shipped, which is how a shipped state is made and checked.
 
     Returns
     -------
     PretrainMetrics
-        Its directory, whether it came from the cache, and the one-time cost (seconds, steps, disk).
+        Its directory, whether it was shipped or came from the cache, and the one-time cost
+        (seconds, steps, disk) of the run that trained it.
     """
     from ..llm.local import resolve_model_dir
 
     config = config or PretrainConfig()
     model_dir = resolve_model_dir(base_model)
+    shipped = shipped_dir(model_dir, config)
+    if use_shipped and (shipped / COMPLETE_MARKER).exists():
+        return read_metrics(shipped, shipped=True)
     target = pretrained_dir(model_dir, config)
     if (target / COMPLETE_MARKER).exists():
         return read_metrics(target)

@@ -228,6 +228,10 @@ class Student:
         self._set_tables(tensors)
         with quiet_transformers():
             lm = PeftModel.from_pretrained(self.base, directory / "adapter", is_trainable=self.config.lora)
+        # The adapter's record names the base model by the folder it was trained on, which a shipped
+        # state names without the machine's path: this student's base is the one it goes on from.
+        for adapter in lm.peft_config.values():
+            adapter.base_model_name_or_path = self.base.name_or_path
         self.lm = lm if self.config.lora else lm.merge_and_unload()
         self.lm.eval()
         self._prompt_cache = None
