@@ -363,8 +363,9 @@ def pretrain(base_model: str | None, config: PretrainConfig, directory: Path,
                               last_loss=float(np.mean(losses[-10:])))
     (directory / COMPLETE_MARKER).write_text(json.dumps({
         "schema": PRETRAIN_SCHEMA, "config": asdict(config),
-        # where it lies and whether it was loaded are said by whoever reads it (read_metrics)
-        "metrics": {k: v for k, v in asdict(metrics).items() if k not in ("directory", "loaded_from_cache")},
+        # where it lies and whether it was loaded or shipped are said by whoever reads it (read_metrics)
+        "metrics": {k: v for k, v in asdict(metrics).items()
+                    if k not in ("directory", "loaded_from_cache", "shipped")},
         "loss_curve": losses},
         indent=2))
     return metrics
