@@ -52,13 +52,13 @@ def test_the_shipped_state_is_the_one_the_code_would_train_now():
     """featteam ships the embedded model's pre-training for the default student.  Its folder name
     is the cache's name for it (the GGUF's content, the schema and every setting), so a change to
     the pre-training, its defaults or the embedded model fails here until the state is trained
-    again (``featteam prepare --no-shipped``) and copied in (docs/architecture.md)."""
+    again and shipped (``featteam prepare --no-shipped --ship``, docs/architecture.md)."""
     import json
 
     safetensors = pytest.importorskip("safetensors.numpy")
     from featteam.expr import Vocabulary
     from featteam.llm.local import converted_name, default_gguf
-    from featteam.models.pretrain import PRETRAIN_SCHEMA, SHIPPED_STATES
+    from featteam.models.pretrain import PRETRAIN_SCHEMA, SHIPPED_FILES, SHIPPED_STATES
     from featteam.models.student import StudentConfig
 
     model = converted_name(default_gguf())  # what the conversion's folder is called (no conversion run)
@@ -69,8 +69,7 @@ def test_the_shipped_state_is_the_one_the_code_would_train_now():
     meta = json.loads((shipped / COMPLETE_MARKER).read_text())
     assert meta["schema"] == PRETRAIN_SCHEMA and meta["config"] == dataclasses.asdict(config)
     assert len(meta["loss_curve"]) == config.steps and meta["metrics"]["steps"] == config.steps
-    assert sorted(p.name for p in shipped.rglob("*") if p.is_file()) == [
-        "adapter_config.json", "adapter_model.safetensors", "expression_tokens.safetensors", COMPLETE_MARKER]
+    assert sorted(str(p.relative_to(shipped)) for p in shipped.rglob("*") if p.is_file()) == sorted(SHIPPED_FILES)
     tables = safetensors.load_file(str(shipped / "expression_tokens.safetensors"))
     assert tables["token_embeddings"].shape[0] == len(Vocabulary(PRETRAIN_FEATURES))
     assert all(np.isfinite(table).all() for table in tables.values())
@@ -204,9 +203,10 @@ def test_prefix_shape_tracks_depth_length_count_pairs_and_repeats():
 @pytest.mark.slow
 def test_prepare_command_uses_the_shipped_state_or_trains_and_caches_one(model_dir, tmp_path, monkeypatch, capsys):
     """``featteam prepare`` with the embedded model finds the shipped state and writes nothing;
-    ``--no-shipped`` trains one into the cache even where one is shipped (with a tiny
-    configuration standing in for the default, and a shipped folder of the test's own)."""
-    import shutil
+    ``--no-shipped`` trains one into the cache even where one is shipped, and ``--ship`` copies
+    it into the package (with a tiny configuration standing in for the default, and a shipped
+    folder of the test's own)."""
+    import json
     from pathlib import Path
 
     from featteam.cli import main
@@ -229,9 +229,19 @@ def test_prepare_command_uses_the_shipped_state_or_trains_and_caches_one(model_d
     assert "trained now" in out and trained.parent == tmp_path / "cache" / "students"
     assert main(["prepare", "--no-progress", "--student-model", model_dir, "--no-shipped"]) == 0
     assert "already cached" in last_line()[0]
-    # Shipped (as the project ships one: the cache's folder copied in), a fit's prepare takes it...
+    # Shipped (as the project ships one: --ship copies the cache's state into the package, here a
+    # folder of the test's own, replacing an older state of the same model), a fit's prepare takes it...
     monkeypatch.setattr(pretrain, "SHIPPED_STATES", tmp_path / "shipped")
-    shutil.copytree(trained, tmp_path / "shipped" / trained.name)
+    (tmp_path / "shipped" / (Path(model_dir).name + "-0123456789ab") / "adapter").mkdir(parents=True)
+    (tmp_path / "shipped" / "another-model-0123456789ab").mkdir()
+    assert main(["prepare", "--no-progress", "--student-model", model_dir, "--ship"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == sorted(["another-model-0123456789ab", trained.name])
+    shipped = tmp_path / "shipped" / trained.name
+    assert sorted(str(p.relative_to(shipped)) for p in shipped.rglob("*") if p.is_file()) == sorted(
+        pretrain.SHIPPED_FILES)
+    assert json.loads((shipped / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"] \
+        == Path(model_dir).name
     monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "other-cache"))
     assert main(["prepare", "--no-progress", "--student-model", model_dir]) == 0
     out, directory = last_line()

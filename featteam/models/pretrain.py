@@ -56,8 +56,9 @@ COMPLETE_MARKER = "pretrain.json"
 #: Pre-trained states shipped in the package, named as the cache names them
 #: (:func:`state_name`): the embedded model's, for the default student, so a fresh install does
 #: not pay the one-time pre-training.  Each is what ``featteam prepare --no-shipped`` trains
-#: and caches, copied here (docs/architecture.md, "The student's pre-training"); a test fails
-#: when the code's name for it no longer matches, so a stale one is never shipped.
+#: and caches, copied here by its ``--ship`` (:func:`ship`; docs/architecture.md, "The student's
+#: pre-training (shipped)"); a test fails when the code's name for it no longer matches, so a
+#: stale one is never shipped.
 SHIPPED_STATES = Path(__file__).parent / "pretrained"
 
 
@@ -216,6 +217,46 @@ def ensure_pretrained(base_model: str | None = None, config: PretrainConfig | No
         metrics = pretrain(base_model, config, partial, progress=progress)
         partial.rename(target)  # atomic: a half-written state is never used
     return replace(metrics, directory=str(target))
+
+
+#: What a shipped state holds (safetensors and JSON only), relative to its folder; the marker last.
+SHIPPED_FILES = ("adapter/adapter_config.json", "adapter/adapter_model.safetensors",
+                 "expression_tokens.safetensors", COMPLETE_MARKER)
+
+
+def ship(state: Path, model_dir: Path) -> Path:
+    """Copy the trained state in ``state`` into :data:`SHIPPED_STATES`, as the package ships it,
+    and remove any other state shipped for the same base model (``featteam prepare --ship``).
+
+    Only :data:`SHIPPED_FILES` are copied, the adapter's record naming the base model by its
+    folder's name rather than the path of the machine that trained it.  The copy is written
+    to a ``.partial`` folder renamed when complete.
+
+    Returns
+    -------
+    Path
+        The shipped folder.
+    """
+    state = Path(state)
+    if not (state / COMPLETE_MARKER).exists():
+        raise FeatteamError(f"{state} is not a complete pre-trained state (no {COMPLETE_MARKER})")
+    target = SHIPPED_STATES / state.name
+    partial = target.with_name(target.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    for name in SHIPPED_FILES:
+        (partial / name).parent.mkdir(parents=True, exist_ok=True)
+        if name == "adapter/adapter_config.json":
+            record = json.loads((state / name).read_text())
+            record["base_model_name_or_path"] = model_dir.name
+            (partial / name).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        else:
+            shutil.copyfile(state / name, partial / name)
+    for old in SHIPPED_STATES.iterdir():
+        if old.name.startswith(f"{model_dir.name}-") and old.name != partial.name:
+            shutil.rmtree(old)
+    partial.rename(target)
+    return target
 
 
 #: Rows of the random table every pre-training sequence is computed on.
