@@ -133,15 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output CSV (or .parquet): the input columns plus the new ones")
 
     p = sub.add_parser("prepare", help="do the one-time work ahead of the first fit: convert the local model and "
-                                       "pre-train the student on the expression language (cached)")
+                                       "find the student's pre-training on the expression language (shipped for "
+                                       "the embedded model; for another, trained once and cached)")
     p.add_argument("--student-model", default=None,
                    help="the student's base model: a model directory or GGUF file (default: the embedded SmolLM2-135M)")
     p.add_argument("--no-shipped", action="store_true",
                    help="train the pre-training here (or read it from the cache) even where featteam ships it "
                         "for this model: how the shipped state is made, and how to check it")
     p.add_argument("--ship", action="store_true",
-                   help="for featteam's maintainers (implies --no-shipped): copy the state trained here into "
-                        "the package (featteam/models/pretrained/), replacing the one shipped for this model")
+                   help="for featteam's maintainers: train it afresh here (never from the cache) and copy it into "
+                        "the package's shipped states (in a source checkout featteam/models/pretrained/), "
+                        "replacing the one shipped for this model")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     p = sub.add_parser("show", help="print the formulas of a saved transformation")
@@ -252,19 +254,18 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from .models.student import StudentConfig
 
     # The pre-training a fit with this base model starts from.
-    metrics = ensure_pretrained(args.student_model, PretrainConfig.for_student(StudentConfig()),
-                                progress=not args.no_progress, use_shipped=not (args.no_shipped or args.ship))
-    how = ("shipped with featteam" if metrics.shipped
-           else "already cached" if metrics.loaded_from_cache else "trained now")
+    config = PretrainConfig.for_student(StudentConfig())
+    if args.ship:
+        from .models.pretrain import train_and_ship
+
+        metrics, _ = train_and_ship(args.student_model, config, progress=not args.no_progress)
+        how = "trained now"
+    else:
+        metrics = ensure_pretrained(args.student_model, config, progress=not args.no_progress,
+                                    use_shipped=not args.no_shipped)
+        how = metrics.origin
     print(f"student pre-trained on the expression language ({how}): {metrics.steps} steps, "
           f"{metrics.seconds:.0f} s once, {metrics.disk_bytes / 2**20:.1f} MiB in {metrics.directory}")
-    if args.ship:
-        from pathlib import Path
-
-        from .llm.local import resolve_model_dir
-        from .models.pretrain import ship
-
-        print(f"shipped in {ship(Path(metrics.directory), resolve_model_dir(args.student_model))}")
     return 0
 
 

@@ -146,8 +146,13 @@ class PretrainMetrics:
     disk_bytes: int
     first_loss: float | None
     last_loss: float | None
-    #: shipped with featteam (trained by the project with ``featteam prepare``, the same computation)
+    #: shipped with featteam (trained by the project with ``featteam prepare --ship``, the same computation)
     shipped: bool = False
+
+    @property
+    def origin(self) -> str:
+        """Where this run's state came from, in words: shipped with featteam, cached, or trained now."""
+        return "shipped with featteam" if self.shipped else "cached" if self.loaded_from_cache else "trained now"
 
 
 @dataclass
@@ -413,10 +418,8 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         before, after = student.unmasked_before_finetuning, student.unmasked_after_finetuning
         start = "the base model"
         if student.pretraining:
-            how = ("shipped with featteam" if student.pretraining.shipped
-                   else "cached" if student.pretraining.loaded_from_cache else "now")
             start = (f"its pre-training on the expression language ({student.pretraining.seconds:.0f} s once, "
-                     f"{how})")
+                     f"{student.pretraining.origin})")
         lines.append(f"{'student:':17s}{before.valid} of {before.n} valid unmasked from {start}; {after.valid} of "
                      f"{after.n} after fine-tuning on the golden set ({student.finetune.seconds:.0f} s)")
     if report.safety_stops:

@@ -48,24 +48,28 @@ def test_pretrain_config_refuses_bad_values(bad):
         PretrainConfig(**bad)
 
 
-def test_the_shipped_state_is_the_one_the_code_would_train_now():
+def test_the_shipped_state_is_the_one_the_code_would_train_now(tmp_path):
     """featteam ships the embedded model's pre-training for the default student.  Its folder name
     is the cache's name for it (the GGUF's content, the schema and every setting), so a change to
-    the pre-training, its defaults or the embedded model fails here until the state is trained
-    again and shipped (``featteam prepare --no-shipped --ship``, docs/architecture.md)."""
+    the pre-training's schema, its defaults or the embedded model fails here until the state is
+    trained again and shipped (``featteam prepare --ship``, docs/architecture.md).  A change to
+    what the pre-training computes must bump its schema for this test to see it."""
     import json
 
     safetensors = pytest.importorskip("safetensors.numpy")
     from featteam.expr import Vocabulary
-    from featteam.llm.local import converted_name, default_gguf
-    from featteam.models.pretrain import PRETRAIN_SCHEMA, SHIPPED_FILES, SHIPPED_STATES
+    from featteam.llm.local import CONVERSION_RECORD, converted_name, default_gguf
+    from featteam.models.pretrain import PRETRAIN_SCHEMA, SHIPPED_FILES, SHIPPED_STATES, shipped_dir
     from featteam.models.student import StudentConfig
 
-    model = converted_name(default_gguf())  # what the conversion's folder is called (no conversion run)
+    # The embedded model's conversion as this machine would write it (its record, no weights: the
+    # name is all the lookup reads), anywhere: its name is the same on every machine.
+    model = tmp_path / converted_name(default_gguf())
+    model.mkdir()
+    (model / CONVERSION_RECORD).write_text(json.dumps({"gguf": default_gguf().name, "name": model.name}))
     config = PretrainConfig.for_student(StudentConfig())
-    expected = f"{model}-{config.key(model)}"
-    assert sorted(p.name for p in SHIPPED_STATES.iterdir()) == [expected]  # and no stale one beside it
-    shipped = SHIPPED_STATES / expected
+    shipped = shipped_dir(model, config)
+    assert sorted(SHIPPED_STATES.iterdir()) == [shipped]  # the one a fit looks for, and no stale one beside it
     meta = json.loads((shipped / COMPLETE_MARKER).read_text())
     assert meta["schema"] == PRETRAIN_SCHEMA and meta["config"] == dataclasses.asdict(config)
     assert len(meta["loss_curve"]) == config.steps and meta["metrics"]["steps"] == config.steps
@@ -75,7 +79,34 @@ def test_the_shipped_state_is_the_one_the_code_would_train_now():
     assert all(np.isfinite(table).all() for table in tables.values())
     adapter = json.loads((shipped / "adapter" / "adapter_config.json").read_text())
     assert (adapter["r"], adapter["lora_alpha"]) == (config.lora_r, config.lora_alpha)
-    assert adapter["base_model_name_or_path"] == model  # no path of the machine that trained it
+    assert adapter["base_model_name_or_path"] == model.name  # no path of the machine that trained it
+
+
+@pytest.mark.parametrize("record", [None, "not json", "[1, 2]", '{"name": "elsewhere-0123456789ab"}'])
+def test_only_a_recorded_conversion_is_named_by_its_name(tmp_path, record):
+    """A conversion (its record names its folder) is the same model wherever it lies; any other
+    folder - no record, a broken one, one naming another folder - is named by its path and files."""
+    import json
+
+    from featteam.llm.local import CONVERSION_RECORD, is_conversion
+    from featteam.models.pretrain import state_name
+
+    config = PretrainConfig()
+    names = []
+    for parent in ("a", "b"):
+        model = tmp_path / parent / "model-0123456789ab"
+        model.mkdir(parents=True)
+        (model / "config.json").write_text("{}")
+        if record is not None:
+            (model / CONVERSION_RECORD).write_text(record)
+        names.append(state_name(model, config))
+    good = json.dumps({"gguf": "model.gguf", "name": "model-0123456789ab"})
+    (tmp_path / "c" / "model-0123456789ab").mkdir(parents=True)
+    (tmp_path / "c" / "model-0123456789ab" / CONVERSION_RECORD).write_text(good)
+    assert is_conversion(tmp_path / "c" / "model-0123456789ab")
+    assert not is_conversion(tmp_path / "a" / "model-0123456789ab")
+    assert names[0] != names[1]  # two folders of the same name hold different models, as far as we know
+    assert all(name.startswith("model-0123456789ab-") for name in names)
 
 
 # -- with the real model --------------------------------------------------------------------
@@ -170,6 +201,10 @@ def test_a_student_starts_from_the_pretrained_state_at_any_width(model_dir, tmp_
     import json
 
     student.save(tmp_path / "saved")
+    # The adapter's record names this student's base model, not the folder the state was trained on
+    # (a shipped state names it without a path).
+    adapter = json.loads((tmp_path / "saved" / "adapter" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == student.base.name_or_path
     loaded = Student.load(tmp_path / "saved")
     for name, tensor in student.expression_tensors().items():
         assert torch.equal(loaded.expression_tensors()[name], tensor), name
@@ -203,14 +238,18 @@ def test_prefix_shape_tracks_depth_length_count_pairs_and_repeats():
 @pytest.mark.slow
 def test_prepare_command_uses_the_shipped_state_or_trains_and_caches_one(model_dir, tmp_path, monkeypatch, capsys):
     """``featteam prepare`` with the embedded model finds the shipped state and writes nothing;
-    ``--no-shipped`` trains one into the cache even where one is shipped, and ``--ship`` copies
-    it into the package (with a tiny configuration standing in for the default, and a shipped
-    folder of the test's own)."""
+    ``--no-shipped`` trains one into the cache even where one is shipped, and ``--ship`` trains
+    one afresh and copies it into the shipped states (with a tiny configuration standing in for
+    the default, and a shipped folder of the test's own: the package's is never touched)."""
     import json
     from pathlib import Path
 
+    import torch
+
     from featteam.cli import main
     from featteam.models import pretrain
+
+    package_states = sorted(pretrain.SHIPPED_STATES.rglob("*"))
 
     def last_line():
         out = capsys.readouterr().out.strip().splitlines()[-1]
@@ -228,29 +267,43 @@ def test_prepare_command_uses_the_shipped_state_or_trains_and_caches_one(model_d
     out, trained = last_line()
     assert "trained now" in out and trained.parent == tmp_path / "cache" / "students"
     assert main(["prepare", "--no-progress", "--student-model", model_dir, "--no-shipped"]) == 0
-    assert "already cached" in last_line()[0]
-    # Shipped (as the project ships one: --ship copies the cache's state into the package, here a
-    # folder of the test's own, replacing an older state of the same model), a fit's prepare takes it...
+    assert "(cached)" in last_line()[0]
+    # --ship trains afresh (not from the cache, which an older code may have filled under the same
+    # name) and replaces the state shipped for the same model, and only that one.
+    (trained / "expression_tokens.safetensors").write_bytes(b"left by an older code")
     monkeypatch.setattr(pretrain, "SHIPPED_STATES", tmp_path / "shipped")
     (tmp_path / "shipped" / (Path(model_dir).name + "-0123456789ab") / "adapter").mkdir(parents=True)
-    (tmp_path / "shipped" / "another-model-0123456789ab").mkdir()
+    (tmp_path / "shipped" / (Path(model_dir).name + "-extra-0123456789ab")).mkdir()  # another model
     assert main(["prepare", "--no-progress", "--student-model", model_dir, "--ship"]) == 0
-    capsys.readouterr()
-    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == sorted(["another-model-0123456789ab", trained.name])
-    shipped = tmp_path / "shipped" / trained.name
+    out, shipped = last_line()
+    assert "trained now" in out and shipped == tmp_path / "shipped" / trained.name
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == sorted(
+        [Path(model_dir).name + "-extra-0123456789ab", trained.name])
     assert sorted(str(p.relative_to(shipped)) for p in shipped.rglob("*") if p.is_file()) == sorted(
         pretrain.SHIPPED_FILES)
-    assert json.loads((shipped / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"] \
-        == Path(model_dir).name
+    adapter = json.loads((shipped / "adapter" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == Path(model_dir).name
+    # Shipped, a fit's prepare takes it, and --no-shipped trains the same state again (the same seed:
+    # the same tensors).
     monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "other-cache"))
     assert main(["prepare", "--no-progress", "--student-model", model_dir]) == 0
     out, directory = last_line()
-    assert "shipped with featteam" in out and directory == tmp_path / "shipped" / trained.name
-    # ... and --no-shipped trains the same state again (the same seed: the same tensors).
+    assert "shipped with featteam" in out and directory == shipped
     assert main(["prepare", "--no-progress", "--student-model", model_dir, "--no-shipped"]) == 0
     out, again = last_line()
     assert "trained now" in out and again.parent == tmp_path / "other-cache" / "students"
-    import torch
-
     for name, tensor in _tensors(again).items():
-        assert torch.equal(tensor, _tensors(trained)[name]), name
+        assert torch.equal(tensor, _tensors(shipped)[name]), name
+    # Only a complete state of a conversion is shipped.
+    from featteam.errors import FeatteamError
+
+    with pytest.raises(FeatteamError, match="not a complete"):
+        pretrain.ship(tmp_path / "cache", Path(model_dir))
+    plain = tmp_path / "plain-model"
+    plain.mkdir()
+    with pytest.raises(FeatteamError, match="only a conversion"):
+        pretrain.ship(again, plain)
+    assert sorted(pretrain.SHIPPED_STATES.iterdir()) == sorted(
+        [shipped, tmp_path / "shipped" / (Path(model_dir).name + "-extra-0123456789ab")])
+    monkeypatch.undo()
+    assert sorted(pretrain.SHIPPED_STATES.rglob("*")) == package_states  # the package's own, untouched

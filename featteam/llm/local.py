@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,9 +88,13 @@ def is_conversion(model_dir: Path) -> bool:
 
 
 def _write_conversion_record(folder: Path, gguf: Path, name: str | None = None) -> None:
-    tmp = folder / (CONVERSION_RECORD + ".tmp")
-    tmp.write_text(json.dumps({"gguf": gguf.name, "name": name or folder.name}))
-    tmp.replace(folder / CONVERSION_RECORD)  # never half a record under its name
+    # A name of its own per process: two fits may back-fill the same conversion at once.
+    tmp = folder / f".{CONVERSION_RECORD}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    try:
+        tmp.write_text(json.dumps({"gguf": gguf.name, "name": name or folder.name}))
+        tmp.replace(folder / CONVERSION_RECORD)  # never half a record under its name
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def resolve_model_dir(model: str | Path | None = None) -> Path:
@@ -104,7 +109,9 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
     -------
     Path
         The model directory, or ``cache_dir()/models/<stem>-<digest>``; the conversion is written
-        there once (through a ``.partial`` folder renamed when complete), creating the folders it needs.
+        there once (through a ``.partial`` folder renamed when complete), creating the folders it
+        needs, with a :data:`CONVERSION_RECORD` that says its name is its GGUF's content (written
+        into a conversion made before the record existed, where the cache can be written).
     """
     if model is None or str(model) == DEFAULT_MODEL:
         gguf = default_gguf()
@@ -118,7 +125,10 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
     target = cache_dir() / "models" / converted_name(gguf)
     if (target / "config.json").exists():
         if not is_conversion(target):  # converted before the record existed: its name says the same
-            _write_conversion_record(target, gguf)
+            try:
+                _write_conversion_record(target, gguf)
+            except OSError as exc:  # a read-only cache: the conversion is used all the same
+                logger.info("could not record %s as a conversion (%s): its identity stays its path", target, exc)
         return target
     logger.warning("converting %s for transformers (once; cached in %s)", gguf.name, target)
     import shutil

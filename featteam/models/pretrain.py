@@ -11,8 +11,11 @@ names - with the same prompt the student gets on a real table. Every per-table f
 starts from it (:meth:`featteam.models.student.Student.start_from`) and only has to learn what
 is good for *its* table.
 
-The result is cached under ``cache_dir()/students/<base model>-<key>`` (the key hashes the
-pre-training's settings, its schema and the base model's files, so a change trains a new one).
+For the embedded model and the default student the state ships in the package
+(:data:`SHIPPED_STATES`). Otherwise the result is cached under
+``cache_dir()/students/<base model>-<key>`` (the key hashes the pre-training's settings, its
+schema and the base model's identity, :func:`model_identity`, so a change to any of them
+trains a new one; a change to what the code computes must bump :data:`PRETRAIN_SCHEMA`).
 It is written to a ``.partial`` folder renamed when complete, under a file lock, so a run killed
 mid-way leaves nothing a later run trusts (the next one starts over), and two fits that need it
 at once train it once. ``featteam prepare`` runs it ahead of time; otherwise the first fit that
@@ -25,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -55,10 +59,11 @@ TASKS = ("classification", "regression")
 COMPLETE_MARKER = "pretrain.json"
 #: Pre-trained states shipped in the package, named as the cache names them
 #: (:func:`state_name`): the embedded model's, for the default student, so a fresh install does
-#: not pay the one-time pre-training.  Each is what ``featteam prepare --no-shipped`` trains
-#: and caches, copied here by its ``--ship`` (:func:`ship`; docs/architecture.md, "The student's
-#: pre-training (shipped)"); a test fails when the code's name for it no longer matches, so a
-#: stale one is never shipped.
+#: not pay the one-time pre-training.  Each is what ``featteam prepare --ship`` trained afresh
+#: and copied here (:func:`train_and_ship`; docs/architecture.md, "The student's pre-training
+#: (shipped)").  A test fails when the code's name for it - the GGUF's content, the schema and
+#: every setting - no longer matches; a change to what the pre-training computes must bump
+#: :data:`PRETRAIN_SCHEMA` for that test to see it.
 SHIPPED_STATES = Path(__file__).parent / "pretrained"
 
 
@@ -119,7 +124,8 @@ def model_identity(model_dir: Path) -> str:
     content (:func:`featteam.llm.local.is_conversion`), so its name is enough: the same on every
     machine, which is what lets a shipped pre-trained state be found.  Any other folder is named by
     its resolved path and the size and time of each of its files (two folders of the same name, or
-    a model overwritten in place, differ)."""
+    a model overwritten in place, differ).  A conversion is trusted by its name: the conversion
+    wrote it and nothing in featteam writes there again."""
     from ..llm.local import is_conversion
 
     folder = model_dir.resolve()
@@ -146,6 +152,8 @@ def shipped_dir(model_dir: Path, config: PretrainConfig) -> Path:
 
 
 def read_metrics(directory: Path, shipped: bool = False) -> PretrainMetrics:
+    """The metrics a complete state in ``directory`` recorded when it was trained, marked as read
+    (not trained now) and, when ``shipped``, as the package's own."""
     from ..records import from_dict
 
     meta = json.loads((directory / COMPLETE_MARKER).read_text())
@@ -224,23 +232,40 @@ SHIPPED_FILES = ("adapter/adapter_config.json", "adapter/adapter_model.safetenso
                  "expression_tokens.safetensors", COMPLETE_MARKER)
 
 
-def ship(state: Path, model_dir: Path) -> Path:
-    """Copy the trained state in ``state`` into :data:`SHIPPED_STATES`, as the package ships it,
-    and remove any other state shipped for the same base model (``featteam prepare --ship``).
+def ship(state: Path, model_dir: Path, into: Path | None = None) -> Path:
+    """Copy the trained state in ``state`` into the package's shipped states, as the package ships
+    it, and remove any other state shipped for the same base model.
 
-    Only :data:`SHIPPED_FILES` are copied, the adapter's record naming the base model by its
-    folder's name rather than the path of the machine that trained it.  The copy is written
-    to a ``.partial`` folder renamed when complete.
+    Parameters
+    ----------
+    state : Path
+        A complete pre-trained state of the base model in ``model_dir`` (named by :func:`state_name`).
+    model_dir : Path
+        The base model: a conversion of a GGUF file (:func:`featteam.llm.local.is_conversion`),
+        the only kind whose name is the same on every machine.
+    into : Path, optional
+        The folder of shipped states (default: :data:`SHIPPED_STATES`, the package's own: in a
+        source checkout that is ``featteam/models/pretrained/``).
 
     Returns
     -------
     Path
-        The shipped folder.
+        The shipped folder.  Only :data:`SHIPPED_FILES` are copied, the adapter's record naming
+        the base model by its folder's name rather than the path of the machine that trained it;
+        the copy is written to a ``.partial`` folder renamed when complete.
     """
-    state = Path(state)
+    from ..llm.local import is_conversion
+
+    state, into = Path(state), Path(into or SHIPPED_STATES)
     if not (state / COMPLETE_MARKER).exists():
         raise FeatteamError(f"{state} is not a complete pre-trained state (no {COMPLETE_MARKER})")
-    target = SHIPPED_STATES / state.name
+    if not is_conversion(model_dir.resolve()):
+        raise FeatteamError(f"only a conversion of a GGUF file can be shipped: {model_dir} is named by its "
+                            "path, which no other machine has")
+    same_model = re.compile(rf"{re.escape(model_dir.name)}-[0-9a-f]{{12}}(\.partial)?")
+    if not same_model.fullmatch(state.name):
+        raise FeatteamError(f"{state} is not a pre-trained state of {model_dir.name}")
+    target = into / state.name
     partial = target.with_name(target.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
@@ -252,11 +277,33 @@ def ship(state: Path, model_dir: Path) -> Path:
             (partial / name).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         else:
             shutil.copyfile(state / name, partial / name)
-    for old in SHIPPED_STATES.iterdir():
-        if old.name.startswith(f"{model_dir.name}-") and old.name != partial.name:
+    for old in into.iterdir():
+        if same_model.fullmatch(old.name) and old.name != partial.name:
             shutil.rmtree(old)
     partial.rename(target)
     return target
+
+
+def train_and_ship(base_model: str | None, config: PretrainConfig, progress: bool = False,
+                   into: Path | None = None) -> tuple[PretrainMetrics, Path]:
+    """Train the pre-training afresh in a temporary folder (never a cached state, which an older
+    code may have made under the same name) and :func:`ship` it (``featteam prepare --ship``).
+
+    Returns
+    -------
+    (PretrainMetrics, Path)
+        The training's metrics and the shipped folder.
+    """
+    import tempfile
+
+    from ..llm.local import resolve_model_dir
+
+    model_dir = resolve_model_dir(base_model)
+    with tempfile.TemporaryDirectory(prefix="featteam-pretrain-") as scratch:
+        state = Path(scratch) / state_name(model_dir, config)
+        metrics = pretrain(base_model, config, state, progress=progress)
+        shipped = ship(state, model_dir, into)
+    return replace(metrics, directory=str(shipped), shipped=True), shipped
 
 
 #: Rows of the random table every pre-training sequence is computed on.
