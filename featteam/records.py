@@ -14,6 +14,7 @@ import enum
 import functools
 import json
 import logging
+import os
 import types
 import typing
 from pathlib import Path
@@ -88,9 +89,10 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 def _write_atomically(path: str | Path, lines: typing.Iterable[str]) -> None:
     """Write ``lines`` into a temporary file beside ``path``, then rename it to ``path``: a killed
-    write never leaves half a file under the name."""
+    write never leaves half a file under the name.  The temporary file is the process's own, so
+    two processes writing the same file (two fits back-filling a cached record) do not collide."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w") as handle:
             handle.writelines(lines)

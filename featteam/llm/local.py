@@ -20,7 +20,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 from ..decoding import Draw, sample
 from ..errors import FeatteamError
 from ..expr import Grammar, GrammarState, token_text
+from ..records import write_json
 from ..settings import cache_dir
 from .base import LLMBackend, Usage
 from .cache import ResponseCache, cache_key
@@ -88,13 +88,8 @@ def is_conversion(model_dir: Path) -> bool:
 
 
 def _write_conversion_record(folder: Path, gguf: Path, name: str | None = None) -> None:
-    # A name of its own per process: two fits may back-fill the same conversion at once.
-    tmp = folder / f".{CONVERSION_RECORD}.{os.getpid()}.{time.monotonic_ns()}.tmp"
-    try:
-        tmp.write_text(json.dumps({"gguf": gguf.name, "name": name or folder.name}))
-        tmp.replace(folder / CONVERSION_RECORD)  # never half a record under its name
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Atomically, with a temporary file of the process's own: two fits may back-fill it at once.
+    write_json(folder / CONVERSION_RECORD, {"gguf": gguf.name, "name": name or folder.name})
 
 
 def resolve_model_dir(model: str | Path | None = None) -> Path:
