@@ -354,7 +354,7 @@ class Evaluator:
         y = self.y[rows]
         for fit, held in folds:
             features = features_for(fit, held)
-            model = make_model(self.task, self.model, n_trees=self.search_trees, tree_rows=self._tree_rows(len(fit)))
+            model = make_model(self.task, self.model, n_trees=self.search_trees, tree_rows=self.tree_rows(len(fit)))
             model.fit(features[fit], y[fit])
             yield held, model.predict(features[held])
 
@@ -404,8 +404,15 @@ class Evaluator:
 
     def check_columns(self, tokens: Sequence[str]) -> None:
         """Like :meth:`check_values`, without the search's limits on length and feature count."""
+        self.search_features(tokens)
+
+    def search_features(self, tokens: Sequence[str]) -> np.ndarray:
+        """The original (imputed) and new columns of the search rows, everything fitted on them,
+        without the search's limits on length and feature count.
+
+        Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
         self._check_unlimited(tokens)
-        self._features(tokens, self.search_rows, np.arange(len(self.search_rows)))
+        return self._features(tokens, self.search_rows, np.arange(len(self.search_rows)))
 
     def cv_score(self, tokens: Sequence[str] | None) -> float:
         """The search score of ``tokens`` without the search's length limits (the assembled
@@ -448,7 +455,7 @@ class Evaluator:
         features = self._features(tokens, rows, np.arange(n_fit))
         return self.metric(self.y[score_rows], self._fit_predict(features[:n_fit], self.y[fit_rows], features[n_fit:]))
 
-    def _tree_rows(self, n_fit: int) -> int | None:
+    def tree_rows(self, n_fit: int) -> int | None:
         """The rows each tree draws when a forest is fitted on ``n_fit`` rows (None: all of them)."""
         return self.max_tree_rows if 0 < self.max_tree_rows < n_fit else None
 
@@ -456,7 +463,7 @@ class Evaluator:
         """A reported score's downstream model fitted on ``X_fit`` and its predictions of ``X_apply``.
         The trees are grown with ``n_jobs`` threads (the same trees for any number); they predict in
         one, because threads add the trees' predictions in the order they finish."""
-        model = make_model(self.task, self.model, tree_rows=self._tree_rows(len(y_fit)), n_jobs=self.n_jobs)
+        model = make_model(self.task, self.model, tree_rows=self.tree_rows(len(y_fit)), n_jobs=self.n_jobs)
         model.fit(X_fit, y_fit)
         if "n_jobs" in model.get_params():
             model.set_params(n_jobs=1)

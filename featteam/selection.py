@@ -40,7 +40,7 @@ import numpy as np
 from .candidates import MODES, Candidate, Mode, median, top_k
 from .data import Dataset
 from .errors import FeatteamError
-from .evaluation import Evaluator
+from .evaluation import Evaluator, make_model
 from .expr import InvalidSequence, join_features, render_feature, split_features, to_postfix_text
 from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
 from .steps import STEPS
@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 #: Bank prefixes compared (cut at ``max_selected_features``).
 PREFIX_SIZES = (2, 4, 8, 12, 16, 24, 32)
+#: The feature bank holds this many times the most features a chosen transformation may have.
+BANK_BREADTH = 4
 #: Finalists compared on the choice rows (besides the original features).
 RESCORED = 3
 #: New partitions of the choice rows into folds, each row predicted out of fold once per partition.
@@ -132,7 +134,7 @@ def feature_bank(candidates: Sequence[Candidate], evaluator: Evaluator, max_feat
         return []
     columns = list(evaluator.dataset.X.columns)
     bank: list[tuple[list[str], ChosenFeature]] = []
-    for screened in screen.select(list(modes_of), max_features=4 * max_features, min_gain=0.0):
+    for screened in screen.select(list(modes_of), max_features=max_features, min_gain=0.0):
         if len(bank) == max_features:
             break
         feature = list(screened.tokens)
@@ -142,6 +144,28 @@ def feature_bank(candidates: Sequence[Candidate], evaluator: Evaluator, max_feat
             continue
         bank.append((feature, _described(feature, modes_of[screened.tokens], columns, screened.gain)))
     return bank
+
+
+def ranked_by_importance(bank: Sequence[tuple[list[str], ChosenFeature]],
+                         evaluator: Evaluator) -> list[tuple[list[str], ChosenFeature]]:
+    """The bank's features in the order of their importance to the search's forest fitted on the
+    search rows with the original columns and every bank feature at once (OpenFE's second stage,
+    with the downstream model's own importances): the screen judges each feature by what it
+    explains alone, the forest by what it adds beside the others and the original columns - on
+    the Friedman-type tables the forest's order is the better one (BENCHMARKS.md).  Empty where
+    the downstream model has no ``feature_importances_``."""
+    if len(bank) < 2:
+        return []
+    rows = evaluator.search_rows
+    X = evaluator.search_features(join_features([feature for feature, _ in bank]))
+    model = make_model(evaluator.task, evaluator.model, n_trees=evaluator.search_trees,
+                       tree_rows=evaluator.tree_rows(len(rows)), n_jobs=evaluator.n_jobs)
+    model.fit(X, evaluator.y[rows])
+    importances = getattr(model, "feature_importances_", None)
+    if importances is None:
+        return []
+    new = np.asarray(importances)[X.shape[1] - len(bank):]
+    return [bank[i] for i in np.argsort(-new, kind="stable")]
 
 
 def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate], evaluator: Evaluator,
@@ -166,14 +190,18 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
                                        [_described(f, modes_of[f], columns) for f in features]))
             except InvalidSequence as exc:
                 logger.info("the best %d candidates together left out: %s", n_best, exc)
-    bank = feature_bank(candidates, evaluator, max_selected_features, pool)
-    for size in sorted({s for s in PREFIX_SIZES if s < len(bank)} | {len(bank)} - {0}):
-        tokens = join_features([feature for feature, _ in bank[:size]])
-        try:
-            options.append(_Option(f"bank:{size}", tokens, [evaluator.cv_score(tokens)],
-                                   [described for _, described in bank[:size]]))
-        except InvalidSequence as exc:
-            logger.info("bank prefix of %d features left out: %s", size, exc)
+    # The bank holds more features than a transformation may (BANK_BREADTH x): the forest's order
+    # picks its best from them; the screen's order is cut at the same sizes.
+    bank = feature_bank(candidates, evaluator, BANK_BREADTH * max_selected_features, pool)
+    for label, ordered in (("bank", bank), ("forest", ranked_by_importance(bank, evaluator))):
+        ordered = ordered[:max_selected_features]
+        for size in sorted({s for s in PREFIX_SIZES if s < len(ordered)} | {len(ordered)} - {0}):
+            tokens = join_features([feature for feature, _ in ordered[:size]])
+            try:
+                options.append(_Option(f"{label}:{size}", tokens, [evaluator.cv_score(tokens)],
+                                       [described for _, described in ordered[:size]]))
+            except InvalidSequence as exc:
+                logger.info("%s prefix of %d features left out: %s", label, size, exc)
     return options
 
 
@@ -271,7 +299,7 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
     options = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
     chosen = choose(options, evaluator, choice_margin)
     final = original if not chosen.tokens else evaluator.final_score(chosen.tokens)
-    mode = "bank" if chosen.label.startswith(("bank", "best")) else chosen.label
+    mode = "bank" if chosen.label.startswith(("bank", "best", "forest")) else chosen.label
     train = dataset.X.iloc[evaluator.train_rows]
     transformation = Transformation(chosen.tokens, columns, metadata={
         "task": dataset.task, "target": dataset.target, "protocol": protocol,
