@@ -242,8 +242,8 @@ class ChosenFeature:
 
 @dataclass
 class Finalist:
-    """One transformation the choice compared: a mode's best, a prefix of the feature bank,
-    or the original features alone."""
+    """One transformation the choice compared: a mode's best, a prefix of the feature bank (in the
+    screen's order, ``bank:k``, or the forest's, ``forest:k``), or the original features alone."""
 
     label: str
     n_features: int
@@ -281,7 +281,7 @@ class SelectionResult:
     estimate: float | None = None
     estimate_method: str = ""
     finalists: list[Finalist] = field(default_factory=list)
-    #: the label of the finalist chosen ("bank:8", "best:2", "ml", "original", ...)
+    #: the label of the finalist chosen ("bank:8", "forest:12", "best:2", "ml", "original", ...)
     chosen: str = ""
     #: distinct transformations (the original features included) whose score used rows of the
     #: test split: under the paper protocol every one the search and the choice scored (they are

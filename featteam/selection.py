@@ -3,8 +3,11 @@
 The finalists are each mode's best candidate (by search score), the features of the best
 two and of the best three candidates together, the transformations assembled from the
 **feature bank** - every distinct feature of every mode's scored candidates and of the
-screen's own search, in the screen's greedy order (each feature the one that adds most to
-the ones before it) - cut after 2, 4, 8, 12, ... features and whole, and the original features alone.
+screen's own search - in two orders, each cut after 2, 4, 8, 12, ... features and at the most
+a transformation may hold: the screen's greedy order (``bank:k``; each feature the one that
+explains most of what the ones before it leave) and the order of the features' importances in
+one forest fitted on the search rows with the original columns and the bank's features together
+(``forest:k``; OpenFE's second stage), and the original features alone.
 All are scored by cross-validation on the search rows.  The best three and the original
 features are then compared on the **choice rows**: under the honest protocol the **validation
 rows** - a share of the training split (``validation_size``) that the screen, the golden set and

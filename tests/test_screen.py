@@ -12,7 +12,7 @@ from featteam.expr import Transformation, split_features
 from featteam.expr.vocab import SEP
 from featteam.report import DataSummary, Finalist, RunReport, SelectionResult, summary_text
 from featteam.screen import FeatureScreen
-from featteam.selection import _Option, choose, paired_bootstrap, select
+from featteam.selection import _described, _Option, choose, paired_bootstrap, ranked_by_importance, select
 from featteam.transformer import FeatureTransformer
 
 
@@ -62,6 +62,21 @@ def test_greedy_selection_does_not_take_a_feature_twice():
     assert sum(s.tokens[:2] in (("f0", "f1"), ("f1", "f0")) for s in greedy) == 1
 
 
+def test_the_forest_orders_the_bank_by_what_each_feature_adds_beside_the_others():
+    dataset = prepare(_friedman(), "target")
+    evaluator = Evaluator(dataset, "honest", validation_size=0.2)
+    columns = list(dataset.X.columns)
+    features = [["f3", "f4", "*"], ["f4", "sin"], ["f0", "f1", "*"], ["f3", "cos"]]
+    bank = [(f, _described(f, set(), columns)) for f in features]
+    ranked = ranked_by_importance(bank, evaluator)
+    assert ranked[0][0] == ["f0", "f1", "*"] and sorted(map(tuple, (f for f, _ in ranked))) == sorted(map(tuple, features))
+    assert ranked == ranked_by_importance(bank, evaluator)  # the same order every time
+    assert ranked_by_importance(bank[:1], evaluator) == []  # nothing to order
+    from sklearn.neighbors import KNeighborsRegressor
+    no_importances = Evaluator(dataset, "honest", model=KNeighborsRegressor())
+    assert ranked_by_importance(bank, no_importances) == []  # a model without importances: no forest order
+
+
 def test_exploration_draws_from_the_pool_and_is_unchanged_without_one():
     pool = [("f0", "f1", "*"), ("f2", "sin")]
     explorer = Explorer(5, 48, 6, random_state=0, pool=pool)
@@ -100,7 +115,7 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
     result = select(candidates, dataset, evaluator, "honest", tmp_path, max_selected_features=4,
                     pool=[("f0", "f1", "/")])
     labels = [f.label for f in result.finalists]
-    assert labels[:4] == ["original", "teacher", "ml", "best:2"] and "bank:2" in labels
+    assert labels[:4] == ["original", "teacher", "ml", "best:2"] and "bank:2" in labels and "forest:2" in labels
     assert result.gain > 0.005 and result.estimate is not None and "validation rows" in result.estimate_method
     assert result.chosen in [f.label for f in result.finalists] and len(result.finalists[0].cv_scores) == 2
     chosen = next(f for f in result.finalists if f.label == result.chosen)
