@@ -257,18 +257,20 @@ def check_structure(tokens: Sequence[str], n_features: int, max_length: int = DE
 
 # Names -------------------------------------------------------------------------------
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+#: A name written bare (matched whole: ``$`` would also accept a name that ends in a newline,
+#: which the lexer does not read back as one word).
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 def quote_name(name: str) -> str:
     """A column name as written in formulas: bare when unambiguous, else in backticks."""
-    if _IDENTIFIER.match(name) and name not in OPERATORS:
+    if _IDENTIFIER.fullmatch(name) and name not in OPERATORS:
         return name
     return "`" + name.replace("`", "``") + "`"
 
 
 #: A bare word that is a number: never a column (rule 3 of the module's docstring).
-_NUMBER = re.compile(r"^(?:\d+\.?\d*|\.\d+)(?:[eE]\d+)?$")
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE]\d+)?")
 
 
 def _column_lookup(columns: Sequence[str] | None) -> dict[str, int] | None:
@@ -291,7 +293,7 @@ def _resolve_name(name: str, lookup: dict[str, int] | None, quoted: bool) -> str
         if lookup is not None and name in lookup:
             return feature_token(lookup[name])
         raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown column {_short(name)}")
-    if _NUMBER.match(name):
+    if _NUMBER.fullmatch(name):
         raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"{_short(name)} is a number, not a column (write a column "
                                                        f"named like a number in backticks)")
     if lookup is not None and name in lookup:
