@@ -302,7 +302,9 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
     options = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
     chosen = choose(options, evaluator, choice_margin)
     final = original if not chosen.tokens else evaluator.final_score(chosen.tokens)
-    mode = "bank" if chosen.label.startswith(("bank", "best", "forest")) else chosen.label
+    # A mode's best or the original features keep their label; every assembly (best:k, bank:k,
+    # forest:k) is the bank's.
+    mode = chosen.label if chosen.label in {"original", *(m.value for m in MODES)} else "bank"
     train = dataset.X.iloc[evaluator.train_rows]
     transformation = Transformation(chosen.tokens, columns, metadata={
         "task": dataset.task, "target": dataset.target, "protocol": protocol,

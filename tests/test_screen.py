@@ -69,7 +69,8 @@ def test_the_forest_orders_the_bank_by_what_each_feature_adds_beside_the_others(
     features = [["f3", "f4", "*"], ["f4", "sin"], ["f0", "f1", "*"], ["f3", "cos"]]
     bank = [(f, _described(f, set(), columns)) for f in features]
     ranked = ranked_by_importance(bank, evaluator)
-    assert ranked[0][0] == ["f0", "f1", "*"] and sorted(map(tuple, (f for f, _ in ranked))) == sorted(map(tuple, features))
+    assert ranked[0][0] == ["f0", "f1", "*"]
+    assert sorted(map(tuple, (f for f, _ in ranked))) == sorted(map(tuple, features))
     assert ranked == ranked_by_importance(bank, evaluator)  # the same order every time
     assert ranked_by_importance(bank[:1], evaluator) == []  # nothing to order
     from sklearn.neighbors import KNeighborsRegressor
