@@ -1,0 +1,95 @@
+"""Every finalist of finished honest runs, on the choice rows and on the test split: an analysis
+of the choice, not part of a fit.
+
+For each run directory given (a finished ``featteam fit`` or bench configuration under the
+honest protocol), the run is resumed - every step is already done, so nothing is searched
+again - and every finalist the choice could take (each mode's best, ``best:k``, ``bank:k``,
+``forest:k``) is scored the way the choice scores its best three: out-of-fold on the validation
+rows, paired with the original features, with a bootstrap standard error.  Then each is also
+scored on the test split, which a fit never does for a finalist it did not choose.  That is what
+this script is for: to see whether the choice rows' gains say anything about the test split's,
+and how a choice rule would have done.  Because it reads the test split for every finalist, a
+rule picked from its output is fitted to these tables; check it on other seeds or tables.
+
+    python benchmarks/choice_lab.py RUN_DIR [RUN_DIR ...] --out lab.jsonl
+
+Run it on a copy of the run directories: resuming appends to their score logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def finalists(run_dir: Path) -> list[dict]:
+    from featteam.candidates import MODES
+    from featteam.engine import make_engine
+    from featteam.pipeline import Run
+    from featteam.report import RunReport
+    from featteam.selection import BOOTSTRAPS, CHOICE_REPEATS, _options, paired_bootstrap
+    from featteam.steps import STEPS
+
+    report = RunReport.load(run_dir / "report.json")
+    run = Run(run_dir, report.data.path, report.data.target, report.config, n_jobs=1, progress=False)
+    engine = make_engine(1, None)
+    dataset, evaluator = run.load(engine)
+    if evaluator.protocol != "honest":
+        raise SystemExit(f"{run_dir}: not an honest run")
+    for step in STEPS:
+        if not run.done(step):
+            raise SystemExit(f"{run_dir}: the {step.name} step is not done; this script never runs a step")
+    pool = run.screen(evaluator)
+    candidates = [c for c in run.read_candidates("golden.jsonl") + run.read_candidates() if c.scored]
+    order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].score, len(candidates[i].tokens), i))
+    best_of_mode = {}
+    for mode in MODES:
+        mine = [i for i in order if candidates[i].mode == mode]
+        if mine:
+            best_of_mode[mode] = candidates[mine[0]]
+    options = _options(candidates, best_of_mode, evaluator, report.config.max_selected_features, pool,
+                       list(dataset.X.columns))
+    y = evaluator.y[evaluator.choice_rows]
+    resamples = np.random.default_rng(evaluator.split_seed).integers(0, len(y), size=(BOOTSTRAPS, len(y)))
+    reference = [evaluator.choice_predictions(None, r) for r in range(1, CHOICE_REPEATS + 1)]
+    original_test = evaluator.final_score(None)
+    rows = []
+    for option in options:
+        row = {"run": run_dir.name, "dataset": dataset.name, "label": option.label,
+               "n_features": len(option.features), "search": option.scores[0],
+               "search_gain": option.scores[0] - options[0].scores[0], "choice_rows": len(y)}
+        try:
+            predicted = ([evaluator.choice_predictions(option.tokens, r) for r in range(1, CHOICE_REPEATS + 1)]
+                         if option.tokens else reference)
+            row["gain"], row["se"] = paired_bootstrap(y, predicted, reference, evaluator.metric, resamples)
+            row["test_gain"] = (evaluator.final_score(option.tokens) - original_test) if option.tokens else 0.0
+        except Exception as exc:  # noqa: BLE001 - an analysis: record and go on
+            row["error"] = str(exc)
+        rows.append(row)
+    engine.close()
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    done = set()
+    if args.out.exists():
+        done = {json.loads(line)["run"] for line in args.out.read_text().splitlines() if line.strip()}
+    for run_dir in args.runs:
+        if run_dir.name in done:
+            continue
+        rows = finalists(run_dir)
+        with args.out.open("a") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+        print(run_dir.name, len(rows), "finalists", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
