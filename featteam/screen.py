@@ -43,8 +43,6 @@ logger = logging.getLogger(__name__)
 Feature = tuple[str, ...]
 #: Binary operators whose operands commute: one order is enough.
 _SYMMETRIC = ("+", "*")
-#: The search's best features are picked greedily among this many best alone.
-DIVERSITY_POOL = 200
 
 
 @dataclass(frozen=True)
@@ -318,13 +316,8 @@ class FeatureScreen:
     def search(self, max_feature_length: int, max_candidates: int = 6000, n_seeds: int = 12,
                top: int = 60) -> list[ScreenedFeature]:
         """The best single features of order 1 and 2: every order-1 feature (a fixed sample of
-        ``max_candidates`` on a wide table), then order 2 from the ``n_seeds`` best; returns
-        ``top`` of them in :meth:`select`'s order among the :data:`DIVERSITY_POOL` best alone -
-        greedily, each the one that explains most of what the ones before it leave, then by gain
-        alone.  Why greedily: ranked by gain alone, the best 40 on a Friedman-type table were
-        nearly all variants of one interaction (``sin(a) + sin(b)``, ``tanh(a) + tanh(b)``, ...),
-        and exploration and the feature bank, which draw from them, never saw the other columns'
-        features.  Each call screens what earlier calls did not (gains are cached)."""
+        ``max_candidates`` on a wide table), then order 2 from the ``n_seeds`` best; returns the
+        ``top`` best by gain alone.  Each call screens what earlier calls did not (gains are cached)."""
         rng = np.random.default_rng(self.random_state)
         first = self.order1(max_feature_length)
         if len(first) > max_candidates:
@@ -337,8 +330,8 @@ class FeatureScreen:
             second = [second[i] for i in keep]
         #: how many order-1 and order-2 candidates the last search screened
         self.searched = (len(first), len(second))
-        ranked = self.select(first + second, max_features=top, min_gain=0.0, pool=max(DIVERSITY_POOL, top))
-        logger.info("screen: %d order-1 and %d order-2 candidates, %d kept (best gain %.4f)",
+        ranked = self.rank(first + second, top=top)
+        logger.info("screen: %d order-1 and %d order-2 candidates, the best %d kept (best gain %.4f)",
                     len(first), len(second), len(ranked), ranked[0].gain if ranked else float("nan"))
         return ranked
 
