@@ -23,15 +23,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 
 def finalists(run_dir: Path) -> list[dict]:
-    from featteam.candidates import MODES
     from featteam.engine import make_engine
     from featteam.pipeline import Run
     from featteam.report import RunReport
-    from featteam.selection import BOOTSTRAPS, CHOICE_REPEATS, _options, paired_bootstrap
+    from featteam.selection import _options, best_of_each_mode, compare_on_choice_rows
     from featteam.steps import STEPS
 
     report = RunReport.load(run_dir / "report.json")
@@ -45,30 +42,21 @@ def finalists(run_dir: Path) -> list[dict]:
             raise SystemExit(f"{run_dir}: the {step.name} step is not done; this script never runs a step")
     pool = run.screen(evaluator)
     candidates = [c for c in run.read_candidates("golden.jsonl") + run.read_candidates() if c.scored]
-    order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].score, len(candidates[i].tokens), i))
-    best_of_mode = {}
-    for mode in MODES:
-        mine = [i for i in order if candidates[i].mode == mode]
-        if mine:
-            best_of_mode[mode] = candidates[mine[0]]
-    options = _options(candidates, best_of_mode, evaluator, report.config.max_selected_features, pool,
-                       list(dataset.X.columns))
-    y = evaluator.y[evaluator.choice_rows]
-    resamples = np.random.default_rng(evaluator.split_seed).integers(0, len(y), size=(BOOTSTRAPS, len(y)))
-    reference = [evaluator.choice_predictions(None, r) for r in range(1, CHOICE_REPEATS + 1)]
+    options = _options(candidates, best_of_each_mode(candidates), evaluator, report.config.max_selected_features,
+                       pool, list(dataset.X.columns))
+    compared = set(compare_on_choice_rows(options, range(len(options)), evaluator))
     original_test = evaluator.final_score(None)
     rows = []
-    for option in options:
+    for i, option in enumerate(options):
         row = {"run": run_dir.name, "dataset": dataset.name, "label": option.label,
                "n_features": len(option.features), "search": option.scores[0],
-               "search_gain": option.scores[0] - options[0].scores[0], "choice_rows": len(y)}
-        try:
-            predicted = ([evaluator.choice_predictions(option.tokens, r) for r in range(1, CHOICE_REPEATS + 1)]
-                         if option.tokens else reference)
-            row["gain"], row["se"] = paired_bootstrap(y, predicted, reference, evaluator.metric, resamples)
+               "search_gain": option.scores[0] - options[0].scores[0],
+               "choice_rows": len(evaluator.choice_rows)}
+        if i in compared:
+            row["gain"], row["se"] = option.gain, option.standard_error
             row["test_gain"] = (evaluator.final_score(option.tokens) - original_test) if option.tokens else 0.0
-        except Exception as exc:  # noqa: BLE001 - an analysis: record and go on
-            row["error"] = str(exc)
+        else:
+            row["error"] = "its columns cannot be computed on a fold of the choice rows"
         rows.append(row)
     engine.close()
     return rows

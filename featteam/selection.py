@@ -171,6 +171,15 @@ def ranked_by_importance(bank: Sequence[tuple[list[str], ChosenFeature]],
     return [bank[i] for i in np.argsort(-new, kind="stable")]
 
 
+def best_of_each_mode(candidates: Sequence[Candidate]) -> dict[Mode, Candidate]:
+    """Each mode's best scored candidate, in the order of :data:`MODES`: the highest search score;
+    among equals the shorter, then the earlier (deterministic)."""
+    best: dict[Mode, Candidate] = {}
+    for candidate in sorted((c for c in candidates if c.scored), key=lambda c: (-c.score, len(c.tokens))):
+        best.setdefault(candidate.mode, candidate)
+    return {mode: best[mode] for mode in MODES if mode in best}
+
+
 def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate], evaluator: Evaluator,
              max_selected_features: int, pool: Sequence[Sequence[str]], columns: list[str]) -> list[_Option]:
     """The finalists with their score on the search folds."""
@@ -226,6 +235,28 @@ def paired_bootstrap(y: np.ndarray, predictions: Sequence[np.ndarray], reference
     return gain(slice(None)), float(np.std([gain(rows) for rows in resamples], ddof=1))
 
 
+def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evaluator: Evaluator) -> list[int]:
+    """Predict ``options[i]`` for each of ``indices`` (which must hold 0, the original features) on
+    the choice rows, once for each of :data:`CHOICE_REPEATS` new partitions; append its metric there
+    to its ``scores`` and set its ``gain`` over the original features and ``standard_error``
+    (:func:`paired_bootstrap`).  Returns the indices compared: a finalist whose columns cannot be
+    computed on a fold is left out."""
+    y = evaluator.y[evaluator.choice_rows]
+    predictions: dict[int, list[np.ndarray]] = {}
+    for i in indices:
+        try:
+            predictions[i] = [evaluator.choice_predictions(options[i].tokens, repeat)
+                              for repeat in range(1, CHOICE_REPEATS + 1)]
+        except InvalidSequence as exc:  # a sparse column can be constant on one of the folds
+            logger.info("finalist %s left out: %s", options[i].label, exc)
+    resamples = np.random.default_rng(evaluator.split_seed).integers(0, len(y), size=(BOOTSTRAPS, len(y)))
+    for i, predicted in predictions.items():
+        options[i].scores.append(float(np.mean([evaluator.metric(y, p) for p in predicted])))
+        options[i].gain, options[i].standard_error = (
+            paired_bootstrap(y, predicted, predictions[0], evaluator.metric, resamples) if i else (0.0, 0.0))
+    return list(predictions)
+
+
 def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) -> _Option:
     """The chosen finalist (module docstring).  Honest protocol: the :data:`RESCORED` best on
     the search folds and the original features (``options[0]``) are predicted out of fold on the
@@ -240,21 +271,8 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) ->
         for option in options:
             option.gain = option.scores[0] - options[0].scores[0]
         return options[first[0]] if options[first[0]].gain > 0 else options[0]
-    finalists = sorted(set(first[:RESCORED]) | {0})
-    y = evaluator.y[evaluator.choice_rows]
-    predictions: dict[int, list[np.ndarray]] = {}
-    for i in finalists:
-        try:
-            predictions[i] = [evaluator.choice_predictions(options[i].tokens, repeat)
-                              for repeat in range(1, CHOICE_REPEATS + 1)]
-        except InvalidSequence as exc:  # a sparse column can be constant on one of the folds
-            logger.info("finalist %s left out: %s", options[i].label, exc)
-    resamples = np.random.default_rng(evaluator.split_seed).integers(0, len(y), size=(BOOTSTRAPS, len(y)))
-    for i, predicted in predictions.items():
-        options[i].scores.append(float(np.mean([evaluator.metric(y, p) for p in predicted])))
-        options[i].gain, options[i].standard_error = (
-            paired_bootstrap(y, predicted, predictions[0], evaluator.metric, resamples) if i else (0.0, 0.0))
-    contenders = [i for i in predictions if i != 0]
+    compared = compare_on_choice_rows(options, sorted(set(first[:RESCORED]) | {0}), evaluator)
+    contenders = [i for i in compared if i != 0]
     if not contenders:
         return options[0]
     best = options[min(contenders, key=lambda i: (-options[i].gain, len(options[i].features), i))]
@@ -284,21 +302,16 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
     candidates = [c for c in candidates if c.scored]
     if not candidates:
         raise FeatteamError("no valid candidate was found")
-    # Highest score first; among equals the shorter, then the earlier: deterministic.
-    order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].score, len(candidates[i].tokens), i))
     columns = list(dataset.X.columns)
     original = evaluator.final_score(None)
     per_mode: dict[str, ModeResult] = {}
-    best_of_mode: dict[Mode, Candidate] = {}
-    for mode in MODES:
-        mine = [i for i in order if candidates[i].mode == mode]
-        if mine:
-            best = best_of_mode[mode] = candidates[mine[0]]
-            per_mode[mode.value] = ModeResult(
-                n_candidates=len(mine), best_search_score=best.score,
-                median_search_score=median([candidates[i].score for i in mine]),
-                formulas=[render_feature(f, columns) for f in split_features(best.tokens)],
-                final_score=evaluator.final_score(best.tokens))
+    best_of_mode = best_of_each_mode(candidates)
+    for mode, best in best_of_mode.items():
+        scores = [c.score for c in candidates if c.mode == mode]
+        per_mode[mode.value] = ModeResult(
+            n_candidates=len(scores), best_search_score=best.score, median_search_score=median(scores),
+            formulas=[render_feature(f, columns) for f in split_features(best.tokens)],
+            final_score=evaluator.final_score(best.tokens))
     options = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
     chosen = choose(options, evaluator, choice_margin)
     final = original if not chosen.tokens else evaluator.final_score(chosen.tokens)
