@@ -16,12 +16,15 @@ new partitions) by the search's forest fitted on the search rows and the other f
 prediction comes from a model that saw its row, and no row the features were picked on is
 scored.  Each finalist's gain over the original features is its metric minus theirs on the
 same rows (averaged over the partitions); its standard error comes from a paired bootstrap of
-the rows.  The finalist with the largest gain wins if that gain exceeds one standard error;
-otherwise the original features are kept and nothing is added.  Why: a gain measured on rows
-the search picked the features on is optimistic (on airfoil and housing_boston such gains, more
-than a standard error over the original features, were losses on the test split), and a
-single hold-out's luck is large on a few hundred rows; the rule of one standard error keeps
-the simpler answer unless the evidence on unseen rows is clear.  Without validation rows (a
+the rows.  The finalist with the largest gain wins if that gain is above zero (above
+``choice_margin`` standard errors, 0 by default); otherwise the original features are kept and
+nothing is added.  Why these rows: a gain measured on rows the search picked the features on is
+optimistic (on airfoil and housing_boston such gains, more than a standard error over the
+original features, were losses on the test split).  Why no margin: on a few hundred validation
+rows a real gain of 0.01-0.02 is within one standard error, and most finalists of the small
+tables gain on the test split while one in ten passes one standard error; a margin of one
+standard error kept the original features there and gave up more than it saved
+(BENCHMARKS.md, "The choice without a margin").  Without validation rows (a
 table too small for them, or ``validation_size`` 0) the choice rows are the search rows, each predicted by a forest
 fitted on the other folds.  None of this sees the test split: it is scored once, after the
 choice.
@@ -41,6 +44,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .candidates import MODES, Candidate, Mode, median, top_k
+from .config import FitConfig
 from .data import Dataset
 from .errors import FeatteamError
 from .evaluation import Evaluator, make_model
@@ -67,6 +71,7 @@ CHOICE_METHOD = ("out-of-fold predictions of the search's forest ({k} folds, {r}
                  "{m} finalists each paired row by row with the original features; the largest gain{rule}; "
                  "standard errors from {b} bootstrap resamples of those rows; the test split is not used")
 MARGIN = ", kept only when it exceeds {margin:g} standard error(s), else the original features"
+NO_MARGIN = ", kept when above zero, else the original features"
 PAPER_CHOICE_METHOD = ("the paper protocol: the best search score ({k}-fold cross-validation on {n} rows of the test "
                        "split) of {m} finalists, kept if above the original features' (the literature reports the "
                        "best found); optimistic: the test split chose it")
@@ -257,13 +262,13 @@ def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evalu
     return list(predictions)
 
 
-def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) -> _Option:
+def choose(options: list[_Option], evaluator: Evaluator, margin: float) -> _Option:
     """The chosen finalist (module docstring).  Honest protocol: the :data:`RESCORED` best on
     the search folds and the original features (``options[0]``) are predicted out of fold on the
     choice rows, once for each of :data:`CHOICE_REPEATS` new partitions; each finalist's gain over
     the original features and its standard error come from :func:`paired_bootstrap`.  The
     largest gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard
-    errors; otherwise the original.  Paper protocol: the best search score, the score the
+    errors (``margin`` 0: if it is above zero); otherwise the original.  Paper protocol: the best search score, the score the
     protocol reports, if it is above the original features' (the literature reports the best
     found)."""
     first = sorted(range(len(options)), key=lambda i: (-options[i].scores[0], len(options[i].features), i))
@@ -276,7 +281,7 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float = 1.0) ->
     if not contenders:
         return options[0]
     best = options[min(contenders, key=lambda i: (-options[i].gain, len(options[i].features), i))]
-    needed = margin * best.standard_error if margin > 0 else 0.0  # no margin: whatever the error says
+    needed = margin * best.standard_error if margin > 0 else 0.0  # no margin: any gain, whatever its error
     return best if best.gain > needed else options[0]
 
 
@@ -287,12 +292,12 @@ def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float
             "other folds" if len(evaluator.validation_rows) else "search rows")
     return CHOICE_METHOD.format(k=evaluator.n_splits, r=CHOICE_REPEATS, n=len(evaluator.choice_rows), rows=rows,
                                 m=sum(o.gain is not None for o in options[1:]), b=BOOTSTRAPS,
-                                rule=MARGIN.format(margin=margin) if margin > 0 else "")
+                                rule=MARGIN.format(margin=margin) if margin > 0 else NO_MARGIN)
 
 
 def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluator, protocol: str,
            out: Path, original_search_score: float | None = None, max_selected_features: int = 12,
-           pool: Sequence[Sequence[str]] = (), choice_margin: float = 1.0) -> SelectionResult:
+           pool: Sequence[Sequence[str]] = (), choice_margin: float = FitConfig.choice_margin) -> SelectionResult:
     """Choose the output among each mode's best, the feature bank's prefixes and the original
     features (module docstring); report it and each mode's best under the protocol, and write
     ``out/transformation.json`` and ``out/scores_by_mode.png``."""

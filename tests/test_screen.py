@@ -186,20 +186,20 @@ def test_a_gain_within_one_standard_error_keeps_the_original_features():
 
     weak, product = ["f0", "f1", "+"], ["f0", "f1", "*"]
     both = options(honest, weak, product)
-    assert choose(both, honest) is both[2] and both[2].gain > 3 * both[2].standard_error
+    assert choose(both, honest, margin=1.0) is both[2] and both[2].gain > 3 * both[2].standard_error
     assert len(both[1].scores) == 2 and both[1].gain is not None  # compared too, row by row
     # The sum of the product's two columns: a positive gain on the validation rows, within one standard error.
     alone = options(honest, weak)
-    assert choose(alone, honest) is alone[0] and 0 < alone[1].gain < alone[1].standard_error
-    assert choose(alone, honest, margin=0.0) is alone[1]  # --choice-margin 0: any positive gain is kept
+    assert choose(alone, honest, margin=1.0) is alone[0] and 0 < alone[1].gain < alone[1].standard_error
+    assert choose(alone, honest, margin=0.0) is alone[1]  # --choice-margin 0 (the default): any positive gain
     # The paper protocol keeps the best search score (the score it reports) if it beats the original's.
     both = options(paper, weak, product)
-    assert choose(both, paper) is both[2] and both[2].gain == both[2].scores[0] - both[0].scores[0] > 0
+    assert choose(both, paper, margin=1.0) is both[2] and both[2].gain == both[2].scores[0] - both[0].scores[0] > 0
     assert len(both[2].scores) == 1 and both[2].standard_error is None  # no other rows to compare on
     alone = options(paper, weak)
-    assert (choose(alone, paper) is alone[1]) == (alone[1].scores[0] > alone[0].scores[0])
+    assert (choose(alone, paper, margin=1.0) is alone[1]) == (alone[1].scores[0] > alone[0].scores[0])
     worse = options(paper, ["f2", "f3", "/"])
-    assert worse[1].scores[0] < worse[0].scores[0] and choose(worse, paper) is worse[0]
+    assert worse[1].scores[0] < worse[0].scores[0] and choose(worse, paper, margin=1.0) is worse[0]
 
 
 def test_the_transformation_that_adds_nothing_round_trips(tmp_path):
