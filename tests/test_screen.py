@@ -172,7 +172,7 @@ def test_the_paired_bootstrap_gives_the_gain_and_the_standard_error_of_a_mean_ov
 
 
 @pytest.mark.slow  # downstream CV scores: the full suite
-def test_a_gain_within_one_standard_error_keeps_the_original_features():
+def test_the_margin_decides_whether_a_gain_within_one_standard_error_is_kept():
     rng = np.random.default_rng(7)
     frame = pd.DataFrame(rng.normal(size=(600, 4)), columns=["a", "b", "c", "d"])
     frame["target"] = frame["a"] * frame["b"] + 0.1 * rng.normal(size=600)
