@@ -17,7 +17,6 @@ from one test split to another, not what a fit on those splits would gain.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,24 +24,19 @@ import numpy as np
 
 
 def split_gains(run_dir: Path, n_splits: int) -> tuple[list[str], list[float]]:
-    from featteam.engine import make_engine
+    from featteam.data import load_dataset
     from featteam.evaluation import Evaluator
-    from featteam.pipeline import Run
+    from featteam.expr import Transformation
     from featteam.report import RunReport
 
     report = RunReport.load(run_dir / "report.json")
-    run = Run(run_dir, report.data.path, report.data.target, report.config, n_jobs=1, progress=False)
-    engine = make_engine(1, None)
-    try:
-        dataset, _ = run.load(engine)
-    finally:
-        engine.close()
-    saved = json.loads((run_dir / "transformation.json").read_text())
+    dataset = load_dataset(report.data.path, report.data.target, task=report.data.task)
+    chosen = Transformation.load(run_dir / "transformation.json")
     gains = []
     for split in range(n_splits):
         evaluator = Evaluator(dataset, "honest", split_seed=split)
-        gains.append(evaluator.final_score(saved["tokens"]) - evaluator.final_score(None))
-    return saved["formulas"], gains
+        gains.append(evaluator.final_score(chosen.tokens) - evaluator.final_score(None))
+    return chosen.formulas, gains
 
 
 def main(argv: list[str]) -> None:
