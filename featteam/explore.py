@@ -14,7 +14,7 @@ from .expr.vocab import feature_token
 #: Unary operators drawn more often: the ones that change a feature's shape most usefully.
 _UNARY_WEIGHTS = {"log": 2.0, "sqrt": 2.0, "square": 1.5, "reciprocal": 1.5, "quan_trans": 1.0,
                   "sigmoid": 1.0, "tanh": 1.0, "cube": 1.0, "sin": 0.5, "cos": 0.5,
-                  "stand_scaler": 0.5, "minmax_scaler": 0.5, "freq": 0.5}
+                  "stand_scaler": 0.5, "minmax_scaler": 0.5}
 
 
 class Explorer:

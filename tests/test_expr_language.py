@@ -36,12 +36,11 @@ from featteam.expr.sequence import fold_postfix, quote_name, token_arity
 COLUMNS = ["age", "income", "my col", "log", "0", "f1"]
 
 
-def test_registry_has_the_methods_operator_set_and_count_encoding():
+def test_registry_has_the_methods_operator_set():
     assert set(UNARY) == {"sqrt", "square", "sin", "cos", "tanh", "stand_scaler", "minmax_scaler",
-                          "quan_trans", "sigmoid", "log", "reciprocal", "cube", "freq"}
+                          "quan_trans", "sigmoid", "log", "reciprocal", "cube"}
     assert set(BINARY) == {"+", "-", "*", "/"}
-    assert {t for t, op in OPERATORS.items() if op.stateful} == {"stand_scaler", "minmax_scaler", "quan_trans",
-                                                                  "freq"}
+    assert {t for t, op in OPERATORS.items() if op.stateful} == {"stand_scaler", "minmax_scaler", "quan_trans"}
 
 
 def test_vocabulary_layout_and_roundtrip():
@@ -207,26 +206,6 @@ def test_stateful_operators_fit_on_training_rows_only():
     out, _ = evaluate(["f0", "minmax_scaler", "<sep>", "f0", "quan_trans"], np.array([[2.0], [4.0]]), states)
     assert out[:, 0].tolist() == [0.0, 1.0]
     assert out[:, 1].tolist() == [0.5, 1.0]
-
-
-def test_count_encoding_is_the_share_of_training_rows_with_the_value():
-    train = np.array([[1.0], [1.0], [2.0], [5.0]])
-    out, states = evaluate(["f0", "freq"], train)
-    assert out[:, 0].tolist() == [0.5, 0.5, 0.25, 0.25]
-    new, _ = evaluate(["f0", "freq"], np.array([[5.0], [1.0], [3.0], [-7.0], [9.0]]), states)
-    assert new[:, 0].tolist() == [0.25, 0.5, 0.0, 0.0, 0.0]  # a value never seen in training: 0
-
-
-def test_count_encoding_remembers_the_most_frequent_values_and_shares_the_rest(monkeypatch):
-    import featteam.expr.operators as operators
-    monkeypatch.setattr(operators, "FREQ_MAX_VALUES", 2)
-    train = np.array([[3.0], [3.0], [3.0], [1.0], [1.0], [7.0], [8.0], [9.0]])
-    _, states = evaluate(["f0", "freq"], train)
-    state = next(iter(states.values()))
-    assert state["values"] == [1.0, 3.0] and state["shares"] == [0.25, 0.375]
-    assert state["rest"] == pytest.approx(0.375 / 3)  # 7, 8 and 9: three values, one row each
-    out, _ = evaluate(["f0", "freq"], np.array([[3.0], [8.0], [100.0]]), states)
-    assert out[:, 0].tolist() == pytest.approx([0.375, 0.125, 0.125])
 
 
 def test_protected_operators_on_hard_values():

@@ -49,7 +49,7 @@ def _valid_files() -> list[dict]:
     frame = _frame(COLUMNS).fillna(0.5).replace([np.inf, -np.inf], 3.0)
     every = Transformation.from_text(
         "stand_scaler(a), minmax_scaler((b - c)), quan_trans((a * c)), sqrt(square(b)), "
-        "(sin(a) + cos(b)), (tanh(c) / sigmoid(a)), log(reciprocal(cube(b))), freq(b)", COLUMNS)
+        "(sin(a) + cos(b)), (tanh(c) / sigmoid(a)), log(reciprocal(cube(b)))", COLUMNS)
     fitted = every.fit(frame)
     with_pre = Transformation.from_text("(a * b), quan_trans(c)", COLUMNS).fit(frame)
     with_pre.metadata = {"task": "regression", "score": 0.5,
@@ -65,7 +65,7 @@ _HOSTILE = [
     "stand_scaler", "NaN", "1", "\u0000", "\ud800", "\U0001F600", [], {}, [None], [[[]]], [1.0] * 3,
     ["f0", "sqrt"], {"0": {"mean": 0, "std": 1}}, {"a": {"b": {"c": {}}}}, list(range(2000)),
     [float("nan")] * 3, ["a", "b", "c"], {"columns": ["a"]}, {"mean": 0.0, "std": 1.0},
-    {"quantiles": [0.0, 1.0]}, {"min": 0.0, "max": 1.0}, {"values": [0.0], "shares": [1.0], "rest": 0.0},
+    {"quantiles": [0.0, 1.0]}, {"min": 0.0, "max": 1.0},
 ]
 _TOKENS = [*OPERATORS, "<sep>", "f0", "f1", "f2", "f3", "f-1", "F0", "f01", "f0 ", "f0\n", "<pad>", "<eos>",
            "__import__", "", "x", "1", "f999999999", "f9999999999"]
@@ -153,16 +153,10 @@ def _mutate_states(rng: random.Random, states):
     elif kind == 4 and isinstance(states[key], dict) and "quantiles" in states[key]:
         q = states[key]["quantiles"]
         states[key]["quantiles"] = rng.choice([q[::-1], q[:1], [], q * 3, q + [float("nan")], [0.0] * len(q)])
-    elif kind == 4 and isinstance(states[key], dict) and "values" in states[key]:
-        v, s = states[key]["values"], states[key]["shares"]
-        states[key].update(rng.choice([{"values": v[::-1] + [v[0] - 1.0]}, {"values": v * 2, "shares": s * 2},
-                                       {"shares": s[:-1]}, {"shares": [2.0] * len(s)}, {"rest": -0.5},
-                                       {"values": [float("nan")] * len(v)}, {"values": list(range(20_000))}]))
     elif kind == 5:
         state = states[key]
         if isinstance(state, dict):
-            state[rng.choice(["extra", "mean", "std", "min", "max", "quantiles", "values", "shares", "rest"])] = \
-                _hostile(rng)
+            state[rng.choice(["extra", "mean", "std", "min", "max", "quantiles"])] = _hostile(rng)
     elif kind == 6:
         state = states[key]
         if isinstance(state, dict) and "std" in state:

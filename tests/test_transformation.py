@@ -256,28 +256,6 @@ def test_every_field_of_a_file_is_checked(tmp_path, changes, field):
         Transformation.load(path)
 
 
-@pytest.mark.parametrize("state, field", [
-    ({"values": [1.0, 2.0], "shares": [0.5]}, "must have the keys"),
-    ({"values": [1.0, 2.0], "shares": [0.5], "rest": 0.0}, "values and shares must be lists of the same length"),
-    ({"values": "1 2", "shares": [0.5, 0.5], "rest": 0.0}, "values and shares must be lists"),
-    ({"values": [2.0, 1.0], "shares": [0.5, 0.5], "rest": 0.0}, "values must be in strictly increasing order"),
-    ({"values": [1.0, 1.0], "shares": [0.5, 0.5], "rest": 0.0}, "values must be in strictly increasing order"),
-    ({"values": [1.0, float("nan")], "shares": [0.5, 0.5], "rest": 0.0}, r"values\[1\] must be a finite number"),
-    ({"values": [1.0, 2.0], "shares": [0.5, None], "rest": 0.0}, r"shares\[1\] must be a number"),
-    ({"values": [1.0, 2.0], "shares": [0.5, 1.5], "rest": 0.0}, "shares and rest must be between 0 and 1"),
-    ({"values": [1.0, 2.0], "shares": [0.5, 0.5], "rest": -0.1}, "shares and rest must be between 0 and 1"),
-    ({"values": list(range(10_001)), "shares": [0.0] * 10_001, "rest": 0.0}, "at most 10000"),
-])
-def test_the_state_of_a_count_encoding_is_checked(tmp_path, state, field):
-    frame = _frame()
-    data = Transformation.from_text("freq(age)", frame.columns).fit(frame).to_dict()
-    data["states"]["1"] = state
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(data))
-    with pytest.raises(TransformationError, match=field):
-        Transformation.load(path)
-
-
 def test_a_corrupt_file_is_refused_at_load_not_at_transform(tmp_path):
     """The reported cases: before, a short list failed later with an internal IndexError and
     nulls gave silently wrong numbers (an imputed 0), both only once the input had a NaN."""

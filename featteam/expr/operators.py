@@ -22,10 +22,6 @@ BOUND = 1e15
 EPS = 1e-12
 #: Largest number of quantiles a fitted ``quan_trans`` keeps.
 N_QUANTILES = 1000
-#: Most distinct values a fitted ``freq`` remembers one by one (the most frequent); every other
-#: value gets the mean share of the values it does not remember, so its state stays bounded on a
-#: continuous column.
-FREQ_MAX_VALUES = 10_000
 
 
 def clip_finite(values: np.ndarray) -> np.ndarray:
@@ -102,28 +98,6 @@ def _apply_quantile(x: np.ndarray, state: dict[str, Any]) -> np.ndarray:
     return 0.5 * (forward + backward)
 
 
-def _fit_frequency(x: np.ndarray) -> dict[str, Any]:
-    values, counts = np.unique(x, return_counts=True)
-    shares = counts / x.size
-    if values.size > FREQ_MAX_VALUES:
-        # The most frequent values (ties: the smaller value), kept in sorted order for lookup.
-        keep = np.sort(np.lexsort((values, -counts))[:FREQ_MAX_VALUES])
-        rest = float((1.0 - shares[keep].sum()) / (values.size - keep.size))
-        values, shares = values[keep], shares[keep]
-    else:
-        rest = 0.0
-    return {"values": values.tolist(), "shares": shares.tolist(), "rest": rest}
-
-
-def _apply_frequency(x: np.ndarray, state: dict[str, Any]) -> np.ndarray:
-    values = np.asarray(state["values"], dtype=np.float64)
-    shares = np.asarray(state["shares"], dtype=np.float64)
-    if values.size == 0:
-        return np.full(x.shape, float(state["rest"]))
-    at = np.clip(np.searchsorted(values, x), 0, values.size - 1)
-    return np.where(values[at] == x, shares[at], float(state["rest"]))
-
-
 @dataclass(frozen=True)
 class Operator:
     """One operator of the expression language.
@@ -186,15 +160,13 @@ _ALL = [
     _unary("log", _log, "log(max(|x|, 1e-12))"),
     _unary("reciprocal", _reciprocal, "1 / x, with |x| floored at 1e-12"),
     _unary("cube", lambda x: x * x * x),
-    _stateful("freq", _fit_frequency, _apply_frequency,
-              "share of the training rows holding the same value (count encoding)"),
     _binary("+", np.add),
     _binary("-", np.subtract),
     _binary("*", np.multiply),
     _binary("/", _divide, "a / b, with |b| floored at 1e-12"),
 ]
 
-#: token -> Operator, in the canonical order (13 unary, then 4 binary).
+#: token -> Operator, in the canonical order (12 unary, then 4 binary).
 OPERATORS: dict[str, Operator] = {op.token: op for op in _ALL}
 UNARY: tuple[str, ...] = tuple(t for t, op in OPERATORS.items() if op.arity == 1)
 BINARY: tuple[str, ...] = tuple(t for t, op in OPERATORS.items() if op.arity == 2)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .imputation import fill_missing, fit_medians
-from .operators import FREQ_MAX_VALUES, N_QUANTILES, OPERATORS, clip_finite
+from .operators import N_QUANTILES, OPERATORS, clip_finite
 from .program import States, evaluate
 from .sequence import (
     DEFAULT_MAX_FEATURES,
@@ -54,7 +54,6 @@ _STATE_KEYS: dict[str, tuple[str, ...]] = {
     "stand_scaler": ("mean", "std"),
     "minmax_scaler": ("min", "max"),
     "quan_trans": ("quantiles",),
-    "freq": ("values", "shares", "rest"),
 }
 
 
@@ -111,31 +110,12 @@ def _check_state(token: str, state: Any, where: str) -> dict[str, Any]:
         if any(b < a for a, b in zip(values, values[1:])):
             raise TransformationError(f"{where}.quantiles must be in increasing order")
         return {"quantiles": values}
-    if token == "freq":
-        return _check_frequency_state(state, where)
     checked = {key: _number(state[key], f"{where}.{key}") for key in keys}
     if token == "stand_scaler" and not checked["std"] > 0:
         raise TransformationError(f"{where}.std must be positive, not {checked['std']!r}")
     if token == "minmax_scaler" and checked["min"] > checked["max"]:
         raise TransformationError(f"{where}: min {checked['min']!r} is above max {checked['max']!r}")
     return checked
-
-
-def _check_frequency_state(state: dict[str, Any], where: str) -> dict[str, Any]:
-    """``freq``'s state: increasing values, one share in [0, 1] each, and the share of the rest."""
-    values, shares = state["values"], state["shares"]
-    if not isinstance(values, list) or not isinstance(shares, list) or len(values) != len(shares) \
-            or len(values) > FREQ_MAX_VALUES:
-        raise TransformationError(f"{where}: values and shares must be lists of the same length, at most "
-                                  f"{FREQ_MAX_VALUES}")
-    checked_values = [_number(v, f"{where}.values[{i}]") for i, v in enumerate(values)]
-    if any(b <= a for a, b in zip(checked_values, checked_values[1:])):
-        raise TransformationError(f"{where}.values must be in strictly increasing order")
-    checked_shares = [_number(v, f"{where}.shares[{i}]") for i, v in enumerate(shares)]
-    rest = _number(state["rest"], f"{where}.rest")
-    if not all(0.0 <= share <= 1.0 for share in checked_shares + [rest]):
-        raise TransformationError(f"{where}: shares and rest must be between 0 and 1")
-    return {"values": checked_values, "shares": checked_shares, "rest": rest}
 
 
 _POSITION = re.compile(r"(0|[1-9][0-9]{0,8})")

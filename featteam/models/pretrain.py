@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Bump when what the pre-training computes changes: older caches are then not used.
-PRETRAIN_SCHEMA = 8
+PRETRAIN_SCHEMA = 7
 #: Feature tokens with a trained row of their own; a wider table's further features start
 #: from their text's row plus the mean shift the trained ones took.
 PRETRAIN_FEATURES = 64
