@@ -54,17 +54,24 @@ class Run:
         A Dask scheduler's address (``tcp://HOST:PORT``): candidates are scored and screened on
         its workers (:class:`featteam.engine.DaskEngine`) instead of ``n_jobs`` local processes.
         Results do not depend on it.
+    response_cache : path, optional
+        The SQLite file of the teacher's response cache (:class:`featteam.llm.cache.ResponseCache`).
+        None: the one every run on this machine shares, ``cache_dir()/llm_responses.sqlite``, so
+        a repeated fit makes no LLM calls.  The benchmark gives each configuration its own, in
+        its run directory, so that its fit time is a first fit's, whatever ran before it.
     """
 
     def __init__(self, out: str | Path, data: str | Path, target: str, config: FitConfig, n_jobs: int = -1,
                  api_key: str | None = None, progress: bool = True, task: str | None = None,
-                 nan: str = "impute", drop_redundant: bool = False, scheduler: str | None = None) -> None:
+                 nan: str = "impute", drop_redundant: bool = False, scheduler: str | None = None,
+                 response_cache: str | Path | None = None) -> None:
         self.out = Path(out)
         self.data_path = Path(data)
         self.target = target
         self.config = config
         self.n_jobs = n_jobs
         self.scheduler = scheduler
+        self.response_cache = None if response_cache is None else Path(response_cache)
         self._api_key = api_key
         self.progress = progress
         self.task, self.nan, self.drop_redundant = task, nan, drop_redundant
@@ -172,7 +179,8 @@ class Run:
         report.original_search_score = evaluator.score_original()
         pool = self.screen(evaluator)
         context = RunContext(config=self.config, out=self.out, dataset=dataset, evaluator=evaluator,
-                             progress=self.progress, api_key=self._api_key, pool=pool)
+                             progress=self.progress, api_key=self._api_key, pool=pool,
+                             response_cache=self.response_cache)
         for step in STEPS[: STEP_NAMES.index(stop_after) + 1]:
             if self.done(step):
                 logger.info("%s step already done", step.name)

@@ -167,3 +167,24 @@ def test_real_local_model_writes_valid_scored_examples(tmp_path, monkeypatch):
     assert report.teacher.raw_error_classes.get("unparsable", 0) == 0
     assert set(report.teacher.raw_error_classes) <= {"duplicate_feature", "constant_feature"}
     assert report.teacher.usage["calls"] >= 3
+
+
+def test_a_run_may_keep_its_teachers_responses_in_its_own_cache(tmp_path, monkeypatch):
+    """The benchmark gives every configuration its own response cache, so that its fit time is a
+    first fit's: nothing is read from or written to the shared one."""
+    from featteam.config import FitConfig
+    from featteam.steps.golden import make_teacher
+
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "shared"))
+    messages = [{"role": "user", "content": "hi"}]
+    own_file = tmp_path / "run" / "llm_responses.sqlite"
+    with FakeChatServer([(200, "[a b *]")] * 3) as server:
+        config = FitConfig.from_preset("quick", teacher="openai", base_url=server.url)
+        first = make_teacher(config, "sk-test", own_file).propose(messages, n=1, seed=0)
+        assert len(server.requests) == 1 and own_file.exists()
+        assert not (tmp_path / "shared").exists()  # the shared cache is not even created
+        assert make_teacher(config, "sk-test", own_file).propose(messages, n=1, seed=0) == first
+        assert len(server.requests) == 1  # a hit in the run's own cache: no call
+        make_teacher(config, "sk-test").propose(messages, n=1, seed=0)
+        assert len(server.requests) == 2  # the shared cache never saw it
+    assert (tmp_path / "shared" / "llm_responses.sqlite").exists()

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The teacher's response cache of a featteam configuration, in its run directory.
+RESPONSE_CACHE = "llm_responses.sqlite"
+
 
 def peak_memory_mb() -> float:
     """Peak resident memory of this process and its waited-for children, in MiB (Linux: KiB units)."""
@@ -121,7 +124,10 @@ def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
     config = FitConfig.from_preset(spec["preset"], **{**_settings(spec), "protocol": spec["protocol"], "seed": spec["seed"],
                                                       "max_search_rows": spec.get("max_search_rows") or 0})
-    run = Run(spec["run_dir"], spec["data"], spec["target"], config, n_jobs=spec["n_jobs"], progress=False)
+    # The configuration's own response cache: its fit time is a first fit's, whatever this machine
+    # ran before (the shared cache made it depend on that), and a resumed configuration reuses it.
+    run = Run(spec["run_dir"], spec["data"], spec["target"], config, n_jobs=spec["n_jobs"], progress=False,
+              response_cache=Path(spec["run_dir"]) / RESPONSE_CACHE)
     report = run.execute()
     result = report.result
     rows = []

@@ -28,6 +28,8 @@ class RunContext:
     pool: tuple[tuple[str, ...], ...] = ()
     #: for the openai teacher; never written anywhere
     api_key: str | None = field(default=None, repr=False)
+    #: the teacher's response cache file (None: the shared one in ``cache_dir()``)
+    response_cache: Path | None = None
 
     @property
     def columns(self) -> list[str]:

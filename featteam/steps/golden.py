@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from ..candidates import Mode
 from ..config import FitConfig
@@ -13,9 +14,11 @@ from .base import RunContext, Step, StepResult
 logger = logging.getLogger(__name__)
 
 
-def make_teacher(config: FitConfig, api_key: str | None = None) -> LLMBackend | None:
+def make_teacher(config: FitConfig, api_key: str | None = None,
+                 response_cache: Path | None = None) -> LLMBackend | None:
     """The teacher's backend for ``config`` (None for ``teacher="none"``); the response cache
-    is opened only when there is a teacher to cache."""
+    (``response_cache``, by default the shared ``cache_dir()/llm_responses.sqlite``) is opened
+    only when there is a teacher to cache."""
     if config.teacher == "none":
         return None
     from ..llm.base import Usage
@@ -23,7 +26,7 @@ def make_teacher(config: FitConfig, api_key: str | None = None) -> LLMBackend | 
     from ..settings import cache_dir
 
     usage = Usage(max_calls=config.max_calls, max_tokens=config.max_tokens)
-    cache = ResponseCache(cache_dir() / "llm_responses.sqlite")
+    cache = ResponseCache(response_cache if response_cache is not None else cache_dir() / "llm_responses.sqlite")
     if config.teacher == "local":
         from ..llm.local import LocalLM
         return LocalLM(config.teacher_model, temperature=config.temperature, batch_size=config.answers_per_call,
@@ -59,7 +62,8 @@ class GoldenStep(Step):
         from ..teacher import GoldenSetBuilder
 
         config = context.config
-        builder = GoldenSetBuilder(context.evaluator, make_teacher(config, context.api_key), n_golden=config.n_golden,
+        teacher = make_teacher(config, context.api_key, context.response_cache)
+        builder = GoldenSetBuilder(context.evaluator, teacher, n_golden=config.n_golden,
                                    teacher_share=config.teacher_share, answers_per_call=config.answers_per_call,
                                    max_teacher_rounds=config.max_teacher_rounds, anonymous=config.anonymous,
                                    random_state=config.seed, progress=context.progress,
