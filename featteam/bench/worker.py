@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The teacher's response cache of a featteam configuration, in its run directory.
-RESPONSE_CACHE = "llm_responses.sqlite"
-
 
 def peak_memory_mb() -> float:
     """Peak resident memory of this process and its waited-for children, in MiB (Linux: KiB units)."""
@@ -120,6 +117,7 @@ def _validity(report: "RunReport", mode: str) -> dict[str, Any]:
 
 def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
     from ..config import FitConfig
+    from ..llm.cache import CACHE_FILE
     from ..pipeline import Run
 
     config = FitConfig.from_preset(spec["preset"], **{**_settings(spec), "protocol": spec["protocol"], "seed": spec["seed"],
@@ -127,7 +125,7 @@ def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
     # The configuration's own response cache: its fit time is a first fit's, whatever this machine
     # ran before (the shared cache made it depend on that), and a resumed configuration reuses it.
     run = Run(spec["run_dir"], spec["data"], spec["target"], config, n_jobs=spec["n_jobs"], progress=False,
-              response_cache=Path(spec["run_dir"]) / RESPONSE_CACHE)
+              response_cache=Path(spec["run_dir"]) / CACHE_FILE)
     report = run.execute()
     result = report.result
     rows = []

@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Any
 
 
+#: The response cache's file name: in ``settings.cache_dir()`` (shared by every run), or in a run
+#: directory (a benchmark configuration's own).
+CACHE_FILE = "llm_responses.sqlite"
+
+
 def cache_key(**parts: Any) -> str:
     """A stable key over the model, the messages and the sampling parameters."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

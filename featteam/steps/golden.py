@@ -22,11 +22,11 @@ def make_teacher(config: FitConfig, api_key: str | None = None,
     if config.teacher == "none":
         return None
     from ..llm.base import Usage
-    from ..llm.cache import ResponseCache
+    from ..llm.cache import CACHE_FILE, ResponseCache
     from ..settings import cache_dir
 
     usage = Usage(max_calls=config.max_calls, max_tokens=config.max_tokens)
-    cache = ResponseCache(response_cache if response_cache is not None else cache_dir() / "llm_responses.sqlite")
+    cache = ResponseCache(response_cache if response_cache is not None else cache_dir() / CACHE_FILE)
     if config.teacher == "local":
         from ..llm.local import LocalLM
         return LocalLM(config.teacher_model, temperature=config.temperature, batch_size=config.answers_per_call,
