@@ -34,6 +34,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from .data import Dataset, Task
 from .engine import Engine, LocalEngine
 from .errors import FeatteamError
+from .forest import DEFAULT_TREES, forest_predict
 from .expr import ErrorKind, InvalidSequence, check_structure, check_values, evaluate
 from .expr.imputation import fill_missing, fit_medians
 from .expr.operators import BOUND
@@ -354,6 +355,12 @@ class Evaluator:
         y = self.y[rows]
         for fit, held in folds:
             features = features_for(fit, held)
+            if isinstance(self.model, str) and self.model == "rf":
+                # The same forest as make_model's, grown without scikit-learn's per-tree overhead.
+                yield held, forest_predict(self.task, features[fit], y[fit], features[held],
+                                           n_trees=self.search_trees or DEFAULT_TREES,
+                                           max_samples=self.tree_rows(len(fit)))
+                continue
             model = make_model(self.task, self.model, n_trees=self.search_trees, tree_rows=self.tree_rows(len(fit)))
             model.fit(features[fit], y[fit])
             yield held, model.predict(features[held])
