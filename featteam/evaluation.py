@@ -468,8 +468,11 @@ class Evaluator:
 
     def _fit_predict(self, X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray) -> np.ndarray:
         """A reported score's downstream model fitted on ``X_fit`` and its predictions of ``X_apply``.
-        The trees are grown with ``n_jobs`` threads (the same trees for any number); they predict in
-        one, because threads add the trees' predictions in the order they finish."""
+        The trees are grown with ``n_jobs`` threads (the same trees for any number; with one, the
+        ``rf`` forest is grown by :func:`~featteam.forest.forest_predict`); they predict in one,
+        because threads add the trees' predictions in the order they finish."""
+        if self.n_jobs == 1 and isinstance(self.model, str) and self.model == "rf":
+            return forest_predict(self.task, X_fit, y_fit, X_apply, max_samples=self.tree_rows(len(y_fit)))
         model = make_model(self.task, self.model, tree_rows=self.tree_rows(len(y_fit)), n_jobs=self.n_jobs)
         model.fit(X_fit, y_fit)
         if "n_jobs" in model.get_params():

@@ -34,7 +34,6 @@ CHECKED_SKLEARN: tuple[tuple[int, int], ...] = ((1, 9),)
 _MAX_SEED = np.iinfo(np.int32).max  # scikit-learn's per-tree seeds are drawn below this
 
 try:
-    from sklearn.ensemble._forest import _generate_sample_indices
     from sklearn.tree._criterion import MSE, Gini
     from sklearn.tree._splitter import BestSplitter
     from sklearn.tree._tree import DepthFirstTreeBuilder, Tree
@@ -105,14 +104,18 @@ def forest_predict(task: str, X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.
     draws = n_rows if max_samples is None else max_samples
     # BaseForest.fit: one seed per tree, drawn in order from the forest's RandomState.
     seeds = np.random.RandomState(random_state).randint(_MAX_SEED, size=n_trees)
+    # scikit-learn makes two RandomStates per tree from its seed; making one takes about 0.1 ms,
+    # as long as growing a small tree's top, so one is re-seeded instead (the same draws).
+    tree_random = np.random.RandomState()
     for seed in seeds:
-        # _parallel_build_trees: the bootstrap sample as row weights, from the tree's own seed.
-        weights = np.bincount(_generate_sample_indices(seed, n_rows, draws, None),
-                              minlength=n_rows).astype(np.float64)
+        # _parallel_build_trees / _generate_sample_indices: the bootstrap sample as row weights.
+        tree_random.seed(seed)
+        weights = np.bincount(tree_random.randint(0, n_rows, draws), minlength=n_rows).astype(np.float64)
         # BaseDecisionTree._fit with the defaults: min_samples_split 2, min_samples_leaf 1, no
         # minimum weight, no depth limit, no minimum impurity decrease, no monotonic constraint.
         criterion = Gini(1, outputs) if task == "classification" else MSE(1, n_rows)
-        splitter = BestSplitter(criterion, max_features, 1, 0.0, np.random.RandomState(seed), None)
+        tree_random.seed(seed)  # the splitter's own RandomState(seed), fresh
+        splitter = BestSplitter(criterion, max_features, 1, 0.0, tree_random, None)
         tree = Tree(n_columns, outputs, 1)
         DepthFirstTreeBuilder(splitter, 2, 1, 0.0, _MAX_SEED, 0.0).build(tree, X32, targets, weights, None)
         values = tree.predict(apply32)

@@ -77,9 +77,11 @@ def test_the_searchs_scores_are_those_of_scikit_learns_forest(direct, task, smal
     grown = Evaluator(dataset, "honest", search_trees=20, validation_size=0.2)
     fitted = Evaluator(dataset, "honest", search_trees=20, validation_size=0.2,
                        model=cls(n_estimators=20, random_state=0))
+    reported = Evaluator(dataset, "honest", validation_size=0.2, model=cls(random_state=0))
     for tokens in (None, ["f0", "f1", "*"], ["f2", "log"]):
         assert grown._fold_scores(tokens) == fitted._fold_scores(tokens)
         assert np.array_equal(grown.choice_predictions(tokens, 1), fitted.choice_predictions(tokens, 1))
+        assert grown.final_score(tokens) == reported.final_score(tokens)
 
 
 def test_input_scikit_learn_would_refuse_or_treat_otherwise_goes_to_its_forest(monkeypatch):
