@@ -106,7 +106,7 @@ def forest_predict(task: str, X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.
     seeds = np.random.RandomState(random_state).randint(_MAX_SEED, size=n_trees)
     # scikit-learn makes two RandomStates per tree from its seed; making one takes about 0.1 ms,
     # as long as growing a small tree's top, so one is re-seeded instead (the same draws).
-    tree_random = np.random.RandomState()
+    tree_random = np.random.RandomState(0)
     for seed in seeds:
         # _parallel_build_trees / _generate_sample_indices: the bootstrap sample as row weights.
         tree_random.seed(seed)
@@ -134,7 +134,7 @@ def _grows_like_sklearn(task: str, X32: np.ndarray, apply32: np.ndarray, y: np.n
     which handles it or raises its own error."""
     if X32.ndim != 2 or apply32.ndim != 2 or X32.shape[1] != apply32.shape[1] or y.ndim != 1:
         return False
-    if len(y) != len(X32) or len(y) == 0 or not np.isfinite(X32).all() or not np.isfinite(apply32).all():
+    if len(y) != len(X32) or len(y) == 0 or len(apply32) == 0 or not np.isfinite(X32).all() or not np.isfinite(apply32).all():
         return False
     if task == "classification":
         try:
