@@ -34,10 +34,10 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from .data import Dataset, Task
 from .engine import Engine, LocalEngine
 from .errors import FeatteamError
-from .forest import DEFAULT_TREES, forest_predict
 from .expr import ErrorKind, InvalidSequence, check_structure, check_values, evaluate
 from .expr.imputation import fill_missing, fit_medians
 from .expr.operators import BOUND
+from .forest import DEFAULT_TREES, forest_predict
 from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 
 if TYPE_CHECKING:
@@ -355,8 +355,7 @@ class Evaluator:
         y = self.y[rows]
         for fit, held in folds:
             features = features_for(fit, held)
-            if isinstance(self.model, str) and self.model == "rf":
-                # The same forest as make_model's, grown without scikit-learn's per-tree overhead.
+            if self._grows_forest:
                 yield held, forest_predict(self.task, features[fit], y[fit], features[held],
                                            n_trees=self.search_trees or DEFAULT_TREES,
                                            max_samples=self.tree_rows(len(fit)))
@@ -462,6 +461,12 @@ class Evaluator:
         features = self._features(tokens, rows, np.arange(n_fit))
         return self.metric(self.y[score_rows], self._fit_predict(features[:n_fit], self.y[fit_rows], features[n_fit:]))
 
+    @property
+    def _grows_forest(self) -> bool:
+        """Whether the downstream model is the built-in ``rf``: then :func:`~featteam.forest.forest_predict`
+        grows make_model's forest (the same trees) without scikit-learn's per-tree overhead."""
+        return isinstance(self.model, str) and self.model == "rf"
+
     def tree_rows(self, n_fit: int) -> int | None:
         """The rows each tree draws when a forest is fitted on ``n_fit`` rows (None: all of them)."""
         return self.max_tree_rows if 0 < self.max_tree_rows < n_fit else None
@@ -471,7 +476,7 @@ class Evaluator:
         The trees are grown with ``n_jobs`` threads (the same trees for any number; with one, the
         ``rf`` forest is grown by :func:`~featteam.forest.forest_predict`); they predict in one,
         because threads add the trees' predictions in the order they finish."""
-        if self.n_jobs == 1 and isinstance(self.model, str) and self.model == "rf":
+        if self.n_jobs == 1 and self._grows_forest:
             return forest_predict(self.task, X_fit, y_fit, X_apply, max_samples=self.tree_rows(len(y_fit)))
         model = make_model(self.task, self.model, tree_rows=self.tree_rows(len(y_fit)), n_jobs=self.n_jobs)
         model.fit(X_fit, y_fit)
