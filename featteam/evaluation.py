@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Se
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from .data import Dataset, Task
@@ -37,8 +36,8 @@ from .errors import FeatteamError
 from .expr import ErrorKind, InvalidSequence, check_structure, check_values, evaluate
 from .expr.imputation import fill_missing, fit_medians
 from .expr.operators import BOUND
-from .forest import DEFAULT_TREES, forest_predict
 from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
+from .forest import DEFAULT_TREES, FOREST_KINDS, forest_predict, sklearn_forest
 
 if TYPE_CHECKING:
     from .screen import FeatureScreen
@@ -99,18 +98,8 @@ def make_model(task: Task, model: str | BaseEstimator = "rf", random_state: int 
     as given."""
     if isinstance(model, BaseEstimator):
         return clone(model)
-    size: dict[str, Any] = {} if n_trees is None else {"n_estimators": n_trees}
-    if tree_rows is not None:
-        size.update(bootstrap=True, max_samples=tree_rows)
-    if n_jobs is not None:
-        size["n_jobs"] = n_jobs
-    if model == "rf":
-        cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
-        return cls(random_state=random_state, **size)
-    if model == "et":
-        from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
-        cls = ExtraTreesClassifier if task == "classification" else ExtraTreesRegressor
-        return cls(random_state=random_state, **size)
+    if model in FOREST_KINDS:
+        return sklearn_forest(task, model, n_trees, random_state, max_samples=tree_rows, n_jobs=n_jobs)
     raise FeatteamError(f"unknown downstream model {model!r} (use 'rf', 'et' or a scikit-learn estimator)")
 
 

@@ -17,15 +17,12 @@ forest itself - the same predictions, or the same error, more slowly.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
 import sklearn
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.utils.multiclass import check_classification_targets
-
-logger = logging.getLogger(__name__)
 
 #: scikit-learn's ``major.minor`` versions whose forests :func:`forest_predict` was checked to
 #: reproduce; with another version it fits scikit-learn's forest.
@@ -53,6 +50,9 @@ LEAN: bool = _HAS_BUILDER and _version(sklearn.__version__) in CHECKED_SKLEARN
 
 #: Trees in a forest whose size is not given (scikit-learn's default).
 DEFAULT_TREES = 100
+
+#: The built-in downstream forests (:func:`sklearn_forest`): RandomForest and ExtraTrees.
+FOREST_KINDS: tuple[str, ...] = ("rf", "et")
 
 
 def forest_predict(task: str, X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.ndarray,
@@ -86,15 +86,15 @@ def forest_predict(task: str, X_fit: np.ndarray, y_fit: np.ndarray, X_apply: np.
     y = np.asarray(y_fit)
     if not LEAN or n_trees < 1 or (max_samples is not None and max_samples < 1) \
             or not _grows_like_sklearn(task, X32, apply32, y):
-        return _sklearn_forest(task, n_trees, random_state, max_samples).fit(X_fit, y_fit).predict(X_apply)
+        return sklearn_forest(task, "rf", n_trees, random_state, max_samples).fit(X_fit, y_fit).predict(X_apply)
     n_rows, n_columns = X32.shape
     X32, apply32 = np.ascontiguousarray(X32), np.ascontiguousarray(apply32)
     if task == "classification":
         classes, codes = np.unique(y, return_inverse=True)
-        targets = np.ascontiguousarray(codes.reshape(-1, 1), dtype=np.float64)
-        outputs = np.array([len(classes)], dtype=np.intp)
-        max_features = max(1, int(np.sqrt(n_columns)))  # RandomForestClassifier: "sqrt"
         n_classes = len(classes)
+        targets = np.ascontiguousarray(codes.reshape(-1, 1), dtype=np.float64)
+        outputs = np.array([n_classes], dtype=np.intp)
+        max_features = max(1, int(np.sqrt(n_columns)))  # RandomForestClassifier: "sqrt"
         total = np.zeros((len(apply32), n_classes))
     else:
         targets = np.ascontiguousarray(y.reshape(-1, 1), dtype=np.float64)
@@ -145,10 +145,24 @@ def _grows_like_sklearn(task: str, X32: np.ndarray, apply32: np.ndarray, y: np.n
     return np.issubdtype(y.dtype, np.number) and bool(np.isfinite(y).all())
 
 
-def _sklearn_forest(task: str, n_trees: int, random_state: int, max_samples: int | None) -> Any:
-    size: dict[str, Any] = {} if max_samples is None else {"bootstrap": True, "max_samples": max_samples}
-    cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
-    return cls(n_estimators=n_trees, random_state=random_state, **size)
+def sklearn_forest(task: str, kind: str = "rf", n_trees: int | None = None, random_state: int = 0,
+                   max_samples: int | None = None, n_jobs: int | None = None) -> Any:
+    """scikit-learn's forest: ``kind`` ``"rf"`` (RandomForest) or ``"et"`` (ExtraTrees), a
+    Classifier for ``task == "classification"``, else a Regressor.  ``n_trees`` None: scikit-learn's
+    default; ``max_samples`` makes each tree draw a bootstrap sample of that many rows (ExtraTrees
+    then bootstraps too, which it does not by default); ``n_jobs`` grows the trees in threads (the
+    same forest for any number)."""
+    size: dict[str, Any] = {} if n_trees is None else {"n_estimators": n_trees}
+    if max_samples is not None:
+        size.update(bootstrap=True, max_samples=max_samples)
+    if n_jobs is not None:
+        size["n_jobs"] = n_jobs
+    if kind == "rf":
+        cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
+    else:
+        from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+        cls = ExtraTreesClassifier if task == "classification" else ExtraTreesRegressor
+    return cls(random_state=random_state, **size)
 
 
-__all__ = ["CHECKED_SKLEARN", "DEFAULT_TREES", "LEAN", "forest_predict"]
+__all__ = ["CHECKED_SKLEARN", "DEFAULT_TREES", "FOREST_KINDS", "LEAN", "forest_predict", "sklearn_forest"]

@@ -21,7 +21,7 @@ def direct(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("scikit-learn's forest was fitted: the direct path was not taken")
 
-    monkeypatch.setattr(forest, "_sklearn_forest", refuse)
+    monkeypatch.setattr(forest, "sklearn_forest", refuse)
 
 
 def _sklearn(task, X, y, X_apply, n_trees, seed, max_samples=None):
