@@ -35,7 +35,7 @@ $(ML_STAMP): pyproject.toml Makefile
 	touch $(ML_STAMP)
 
 $(STAMP): $(ML_STAMP)
-	$(PIP_INSTALL) -e ".[ml,test,cluster]"
+	$(PIP_INSTALL) -e ".[ml,test,cluster,analysis]"
 	# Its status is not ours to check: a few files of torch are written for newer Pythons.
 	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null 2>&1 || true
 	touch $(STAMP)
