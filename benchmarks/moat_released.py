@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,10 @@ def moat_column(columns: list[np.ndarray], formula: str) -> np.ndarray:
                       "log": lambda x: (x <= 0).any()}
     binary = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
     stack: list[np.ndarray] = []
-    with np.errstate(all="ignore"):
+    # MOAT's QuantileTransformer keeps its default 1000 quantiles, which scikit-learn lowers to the
+    # number of rows of a small split, with a warning per column: expected here, not news.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="n_quantiles .* is greater than the total number of samples")
         for token in formula.split():
             if token.isdigit():
                 stack.append(columns[int(token)])
