@@ -30,7 +30,7 @@ language (normal postfix, method.md) does not share.
 Reading the HDF files needs ``h5py`` (the ``analysis`` extra; ``make install`` installs it).
 
     python benchmarks/moat_released.py MOAT_CHECKOUT/Test --data-dir ../shared/datasets \\
-        --featteam-runs bench_out/paper33 [--forest-seeds 1 2 3 4 5] [--out moat.jsonl]
+        --featteam-runs bench_out/paper34 [--forest-seeds 1 2 3 4 5] [--out moat.jsonl]
 """
 
 from __future__ import annotations
