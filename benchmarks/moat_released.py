@@ -36,6 +36,7 @@ Reading the HDF files needs ``h5py`` (the ``analysis`` extra; ``make install`` i
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import warnings
@@ -134,8 +135,8 @@ def usable_features(evaluator, formulas: list[str]) -> list[list[str]]:
 
 
 def _evaluators(name: str, data_dir: Path, manifest: dict):
-    """The table and a maker of paper-protocol evaluators whose forest has a given seed (0: the
-    protocol's own forest), scored as the bench scores the paper protocol."""
+    """The table and its paper-protocol evaluators, one per forest seed (0: the protocol's own
+    forest), each made once and scored as the bench scores the paper protocol."""
     from featteam.config import FitConfig
     from featteam.data import load_dataset
     from featteam.evaluation import Evaluator, make_model
@@ -143,20 +144,22 @@ def _evaluators(name: str, data_dir: Path, manifest: dict):
     dataset = load_dataset(data_dir / manifest["datasets"][name]["file"], "label")
     tree_rows = FitConfig.from_preset("paper").max_tree_rows
 
-    def evaluator(seed: int = 0, **kwargs) -> Evaluator:
+    @functools.cache
+    def evaluator(seed: int) -> Evaluator:
         model = "rf" if seed == 0 else make_model(dataset.task, "rf", random_state=seed)
-        return Evaluator(dataset, "paper", model=model, max_tree_rows=tree_rows, **kwargs)
+        # MOAT's formulas run far past the 9 tokens of featteam's search; a reported score does
+        # not apply the search's limits anyway, only usable_features' check does.
+        return Evaluator(dataset, "paper", model=model, max_tree_rows=tree_rows, max_feature_length=64)
 
     return dataset, evaluator
 
 
-def moat_row(name: str, moat_dir: Path, data_dir: Path, manifest: dict, forest_seeds: list[int]) -> dict:
-    """Steps 1-3 and the released columns of step 4 (module docstring) for one table."""
+def moat_row(name: str, moat_dir: Path, entry: dict, dataset, evaluator, forest_seeds: list[int]) -> dict:
+    """Steps 1-3 and the released columns of step 4 (module docstring) for one table (``entry``:
+    its MANIFEST.json entry; ``dataset`` and ``evaluator`` from :func:`_evaluators`)."""
     from featteam.expr import join_features
 
-    entry = manifest["datasets"][name]
-    dataset, evaluator = _evaluators(name, data_dir, manifest)
-    base = evaluator(max_feature_length=64)
+    base = evaluator(0)
     names, columns, _ = read_released(moat_dir / f"{name}.hdf")
     values = np.column_stack(columns).astype(np.float64)
     n_original = dataset.X.shape[1]
@@ -189,7 +192,7 @@ def moat_row(name: str, moat_dir: Path, data_dir: Path, manifest: dict, forest_s
                                   if forest_seeds else None)}
 
 
-def featteam_row(name: str, data_dir: Path, manifest: dict, runs: Path, forest_seeds: list[int]) -> dict:
+def featteam_row(name: str, evaluator, runs: Path, forest_seeds: list[int]) -> dict:
     """featteam's output of a finished paper-protocol bench run, by the protocol's forest and by
     forests of ``forest_seeds`` (empty where the run has no output)."""
     from featteam.expr import Transformation
@@ -197,7 +200,6 @@ def featteam_row(name: str, data_dir: Path, manifest: dict, runs: Path, forest_s
     path = runs / "runs" / f"{name}__paper__featteam__s0" / "transformation.json"
     if not path.exists():
         return {}
-    _, evaluator = _evaluators(name, data_dir, manifest)
     transformation = Transformation.load(path)
     tokens = transformation.tokens or None
     row = {"featteam": evaluator(0).final_score(tokens), "featteam_new_columns": len(transformation.formulas)}
@@ -236,9 +238,13 @@ def main(argv: list[str]) -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name in names:
-        row = previous.get(name) or moat_row(name, args.moat_test_dir, args.data_dir, manifest, args.forest_seeds)
+        row = previous.get(name)
+        if row is None or args.featteam_runs:
+            dataset, evaluator = _evaluators(name, args.data_dir, manifest)  # once per table, for both rows
+        if row is None:
+            row = moat_row(name, args.moat_test_dir, manifest["datasets"][name], dataset, evaluator, args.forest_seeds)
         if args.featteam_runs:
-            row.update(featteam_row(name, args.data_dir, manifest, args.featteam_runs, args.forest_seeds))
+            row.update(featteam_row(name, evaluator, args.featteam_runs, args.forest_seeds))
         rows.append(row)
         print(f"| {name} | {row['moat_new_columns']} | {_cell(row['published'])} | {_cell(row['released'])} | "
               f"{row['moat_machine_difference']:.1g} | {_cell(row['featteam_language'])} "
@@ -249,9 +255,11 @@ def main(argv: list[str]) -> None:
                 handle.write(json.dumps(row) + "\n")
     both = [r for r in rows if r.get("featteam") is not None and r["published"] is not None]
     if both:
+        from featteam.bench.report import TIE
+
         def wins(ours: str, theirs: str) -> int:
-            return sum(r[ours] >= r[theirs] - 0.001 for r in both if r.get(ours) is not None)
-        print(f"\nfeatteam >= MOAT (a tie within 0.001): {wins('featteam', 'released')} of {len(both)} as published; "
+            return sum(r[ours] >= r[theirs] - TIE for r in both if r.get(ours) is not None)
+        print(f"\nfeatteam >= MOAT (a tie within {TIE}): {wins('featteam', 'released')} of {len(both)} as published; "
               f"{wins('featteam_reseeded', 'released_reseeded')} of {len(both)} with the forests re-seeded")
         for key in ("released", "released_reseeded", "featteam", "featteam_reseeded", "featteam_language"):
             reference = "original_reseeded" if key.endswith("reseeded") else "original"
