@@ -48,13 +48,14 @@ DEFAULT_TEAMING_LAMBDA = 0.3
 #: on 2 cores; ``paper`` runs the literature's search (MOAT: from the top 20 sequences with step
 #: sizes 1..5, beam 5): 150 golden examples, then 100 searched points for the ML decoder, 100
 #: for teaming and 40 student samples, 240 decoded candidates (the screen in front of their
-#: scores); about 12-14 minutes per table of the suite on one core (openml_616: 822 s, pima_indian:
-#: 687 s with 64 student samples), so the suite's 22 tables fit in about 3 hours two at a time.
+#: scores); with candidates scored on at most 2000 rows, a median of about 5 minutes per table of
+#: the suite on one core, 67 minutes for its 22 tables two at a time (BENCHMARKS.md, ``paper34``).
 #: Training budgets are counted in epochs and steps, so the same seed and data give the same
 #: result however loaded the machine is.  They were set to what the former wall-clock limits
 #: gave on an idle 2-core machine (quick: 20 s of latent training, about 40 epochs of a
 #: 30-example golden set, and one student epoch; default: 90 s, about 60 epochs, and 150 s of
-#: the student, about 40 steps; paper: 170 s, about 25 epochs, and 270 s, about 70 steps).
+#: the student, about 40 steps); ``paper``'s (40 epochs, at most 40 student steps) were sized
+#: for the suite's time instead.
 #: The ``*_max_seconds`` limits are only safety stops, far above the budgets: a run one of them
 #: stops is reported as not reproducible.  On a large table the search scores candidates on a
 #: stratified sample (``max_search_rows``: 2000 rows for demo and quick, as the benchmarks run
