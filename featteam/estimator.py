@@ -13,7 +13,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .errors import DataError
+from .errors import DataError, FeatteamError
+
+
+#: FitConfig fields that FeatTeam's own parameters set (field -> parameter).
+_OWN_SETTINGS = {"preset": "preset", "protocol": "protocol", "teacher": "teacher", "seed": "random_state"}
 
 
 class FeatTeam(TransformerMixin, BaseEstimator):
@@ -34,7 +38,8 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         under ``run/``, and both are kept: a fit started again in the same directory with the
         same data resumes where the last one stopped.
     keep_original : bool
-        ``transform`` returns the original columns before the new ones.
+        ``transform`` returns the original columns before the new ones, as numbers the way the
+        fit read them (text categories as codes; a free-text column the fit dropped left out).
     random_state : int
     n_jobs : int
         Parallel scoring jobs; results do not depend on it.
@@ -44,7 +49,9 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         not depend on it.
     progress : bool
     settings : dict, optional
-        Overrides of the preset's settings (any field of ``featteam.config.FitConfig``).
+        Overrides of the preset's settings: any field of ``featteam.config.FitConfig`` but
+        ``preset``, ``protocol``, ``teacher`` and ``seed``, which this estimator's own parameters
+        set (``fit`` refuses them here rather than ignore them).
 
     Attributes
     ----------
@@ -90,6 +97,10 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         The run reads its table from a CSV file; with ``run_dir=None`` that file and the run
         live in a ``tempfile.TemporaryDirectory`` removed before ``fit`` returns.
         """
+        owned = sorted(set(self.settings or {}) & set(_OWN_SETTINGS))
+        if owned:
+            raise FeatteamError(f"settings may not set {', '.join(owned)}: use the estimator's parameter(s) "
+                             f"{', '.join(_OWN_SETTINGS[k] for k in owned)}")
         frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X),
                                                                            columns=[f"x{i}" for i in range(np.shape(X)[1])])
         frame.columns = [str(c) for c in frame.columns]
@@ -138,21 +149,29 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         self.report_ = run.execute()
         self.transformation_ = Transformation.load(directory / "run" / "transformation.json")
 
-    def transform(self, X):
-        check_is_fitted(self, "transformation_")
-        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
-        frame = frame.rename(columns=str)
+    def _preprocessor(self):
         from .data import Preprocessor
 
-        numeric = Preprocessor.from_dict(self.transformation_.metadata["preprocessor"]).transform(frame)
+        return Preprocessor.from_dict(self.transformation_.metadata["preprocessor"])
+
+    def transform(self, X):
+        """The original columns (with ``keep_original``) and the new features of ``X``'s rows.
+
+        The columns are read as the fit read them: text categories become the codes the search
+        used, dates seconds, values beyond featteam's bound are clipped, and a column the fit
+        dropped (free text, an identifier) is left out; so every output column is a number."""
+        check_is_fitted(self, "transformation_")
+        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
+        numeric = self._preprocessor().transform(frame.rename(columns=str))
         new = self.transformation_.transform(numeric)
         if not self.keep_original:
             return new
-        return np.hstack([frame[list(self.feature_names_in_)].to_numpy(dtype=float, na_value=np.nan), new])
+        return np.hstack([numeric.to_numpy(dtype=float), new])
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The original columns the fit kept (with ``keep_original``) and each new feature's formula."""
         check_is_fitted(self, "transformation_")
-        originals = list(self.feature_names_in_) if self.keep_original else []
+        originals = list(self._preprocessor().columns) if self.keep_original else []
         return np.asarray(originals + self.transformation_.formulas, dtype=object)
 
 

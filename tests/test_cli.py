@@ -131,3 +131,18 @@ def test_a_bad_setting_is_refused_before_any_step(tmp_path, small_regression, se
         FeatTeam(**{"teacher": "none", **own}, run_dir=str(tmp_path / "run"), settings=others).fit(
             small_regression.drop(columns="target"), small_regression["target"])
     assert not (tmp_path / "run" / "run").exists()
+
+
+@pytest.mark.parametrize("setting", [{"seed": 3}, {"protocol": "paper"}, {"teacher": "none"}, {"preset": "paper"}])
+def test_the_estimators_own_parameters_are_refused_in_its_settings(tmp_path, small_regression, setting):
+    """A FitConfig field that a FeatTeam parameter sets is refused in ``settings`` (it would be
+    overridden without a word), before the run directory is made."""
+    from featteam.errors import FeatteamError
+    from featteam.estimator import FeatTeam
+
+    (field,) = setting
+    parameter = {"seed": "random_state"}.get(field, field)
+    with pytest.raises(FeatteamError, match=parameter):
+        FeatTeam(teacher="none", run_dir=str(tmp_path / "run"), settings=setting).fit(
+            small_regression.drop(columns="target"), small_regression["target"])
+    assert not (tmp_path / "run").exists()
