@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .data import Preprocessor
 from .expr import Transformation, TransformationError
 
 
@@ -17,6 +19,11 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
     ``fit`` fits the transformation's imputation values and stateful
     operators on the training rows; ``transform`` applies them to new rows.
 
+    A transformation saved by ``featteam fit`` (``transformation.json``) also holds how the
+    fit read the table's columns (text categories as codes, dates as seconds): a DataFrame
+    given to ``fit`` and ``transform`` is read the same way first, as ``featteam transform``
+    reads a table, so the raw table the fit was given works here too.
+
     Parameters
     ----------
     transformation : Transformation, str or path
@@ -24,7 +31,13 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         (``transformation.json``), or formula text - postfix ``[f0 f1 * , f2 log]``
         or infix ``(age * income), log(fare)`` - over the columns of ``X``.
     keep_original : bool, default=True
-        Output the original columns (unchanged) before the new ones.
+        Output the original columns before the new ones (as numbers: after the saved
+        reading of the columns, where there is one).
+    refit : bool, default=True
+        ``fit`` fits the imputation values and stateful operators on ``X`` (a Pipeline refits
+        them on its own training rows). False keeps those a saved transformation holds (fitted
+        on the fit's training split, what ``featteam transform`` applies); ``fit`` then only
+        matches the columns.
 
     Attributes
     ----------
@@ -32,7 +45,7 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         The fitted transformation.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
-        Defined when ``X`` has string column names.
+        Defined when ``X`` has string column names (after the saved reading of the columns).
 
     Examples
     --------
@@ -42,16 +55,19 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
     ['a', 'b', '(a * b)', 'log(b)']
     """
 
-    def __init__(self, transformation: Transformation | str | Path | None = None, keep_original: bool = True) -> None:
+    def __init__(self, transformation: Transformation | str | Path | None = None, keep_original: bool = True,
+                 refit: bool = True) -> None:
         self.transformation = transformation
         self.keep_original = keep_original
+        self.refit = refit
 
     def _input_names(self) -> list[str]:
         if hasattr(self, "feature_names_in_"):
             return [str(c) for c in self.feature_names_in_]
         return [f"x{i}" for i in range(self.n_features_in_)]
 
-    def _resolve(self) -> Transformation:
+    def _saved(self) -> Transformation | None:
+        """The transformation object or file; None for formula text (read once the columns are known)."""
         spec = self.transformation
         if spec is None:
             raise ValueError("FeatureTransformer needs a transformation (a Transformation, a JSON path or formula text)")
@@ -60,29 +76,47 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         if isinstance(spec, Path) or (isinstance(spec, str) and spec.strip().endswith(".json")):
             return Transformation.load(spec)
         if isinstance(spec, str):
-            return Transformation.from_text(spec, self._input_names())
+            return None
         raise TypeError(f"transformation must be a Transformation, a path or text, not {type(spec).__name__}")
 
+    def _read(self, X):
+        """``X`` as the fit read its table, where the transformation holds how (a DataFrame only)."""
+        if self.preprocessor_ is None or not isinstance(X, pd.DataFrame):
+            return X
+        return self.preprocessor_.transform(X.rename(columns=str))
+
     def fit(self, X, y=None) -> "FeatureTransformer":
-        """Fit the transformation on the rows of ``X``."""
-        X = validate_data(self, X, reset=True, ensure_all_finite="allow-nan", dtype=np.float64)
-        transformation = self._resolve()
+        """Fit the transformation on the rows of ``X`` (with ``refit=False``: match its columns only)."""
+        saved = self._saved()
+        preprocessing = None if saved is None else saved.metadata.get("preprocessor")
+        self.preprocessor_ = None if preprocessing is None else Preprocessor.from_dict(preprocessing)
+        X = validate_data(self, self._read(X), reset=True, ensure_all_finite="allow-nan", dtype=np.float64)
+        transformation = Transformation.from_text(self.transformation, self._input_names()) if saved is None else saved
         names = self._input_names()
-        if all(c in names for c in transformation.input_columns) and hasattr(self, "feature_names_in_"):
+        if hasattr(self, "feature_names_in_"):
+            missing = [c for c in transformation.input_columns if c not in names]
+            if missing:
+                raise TransformationError(f"X lacks the transformation's column(s) {missing}")
             columns = [names.index(c) for c in transformation.input_columns]
         elif len(transformation.input_columns) == X.shape[1]:
-            columns = list(range(X.shape[1]))  # no names to match: by position
+            columns = list(range(X.shape[1]))  # X has no column names: matched by position
         else:
-            raise TransformationError(f"the transformation needs columns {transformation.input_columns}, "
-                                      f"X has {names}")
+            raise TransformationError(f"the transformation needs {len(transformation.input_columns)} columns "
+                                      f"{transformation.input_columns}; X has {X.shape[1]} and no column names")
         self.columns_ = columns
-        self.transformation_ = transformation.fit(X[:, columns])
+        if self.refit:
+            self.transformation_ = transformation.fit(X[:, columns])
+        elif transformation.is_fitted:
+            self.transformation_ = transformation
+        else:
+            raise TransformationError("refit=False needs a fitted transformation (a saved transformation.json "
+                                      "is one); formula text must be fitted on X")
         return self
 
     def transform(self, X):
         """Original columns (if kept) followed by the new features."""
         check_is_fitted(self, "transformation_")
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        X = validate_data(self, self._read(X), reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         new = self.transformation_.transform(X[:, self.columns_])
         return np.hstack([X, new]) if self.keep_original else new
 

@@ -225,6 +225,19 @@ def test_fit_in_a_temporary_directory_keeps_results_in_memory_only(tmp_path, mon
     assert list(model.get_feature_names_out()) == ["a", "b", "c", "d", "(a * b)"]
 
 
+def test_transform_of_a_table_with_a_text_column(tmp_path, monkeypatch):
+    """The text column comes out as the codes the fit read it as (it raised a ValueError before)."""
+    from featteam import pipeline
+    from featteam.estimator import FeatTeam
+
+    monkeypatch.setattr(pipeline, "Run", _FakeRun)
+    X, y = _regression()
+    X["colour"] = np.where(X["c"] > 0, "red", "blue")
+    out = FeatTeam(n_jobs=1).set_output(transform="pandas").fit(X, y).transform(X)
+    assert list(out.columns) == ["a", "b", "c", "d", "colour", "(a * b)"]
+    assert np.array_equal(out["colour"].to_numpy(), np.where(X["c"] > 0, 1.0, 0.0))  # blue 0, red 1
+
+
 def test_fit_in_a_run_dir_keeps_the_table_there(tmp_path, monkeypatch):
     from featteam import pipeline
     from featteam.estimator import FeatTeam

@@ -150,12 +150,15 @@ def test_featteam_estimator_in_a_pipeline(tmp_path, table):
 
     _, frame = table
     X, y = frame.drop(columns="y"), frame["y"].to_numpy()
+    # A text column: the search reads it as category codes, and so does transform (every output a number).
+    X["colour"] = np.random.default_rng(0).choice(["red", "green", "blue"], size=len(X))
     settings = {k: v for k, v in TINY.items() if k != "teacher"}
     searcher = FeatTeam(preset="quick", teacher="none", run_dir=str(tmp_path), settings=settings, n_jobs=2)
     searcher.set_output(transform="pandas")
     out = searcher.fit(X, y).transform(X)
-    assert list(out.columns[:4]) == ["a", "b", "c", "d"]
-    assert list(out.columns[4:]) == searcher.transformation_.formulas
+    assert list(out.columns[:5]) == ["a", "b", "c", "d", "colour"]
+    assert sorted(out["colour"].unique()) == [0.0, 1.0, 2.0]
+    assert list(out.columns[5:]) == searcher.transformation_.formulas
     assert searcher.report_.result.score is not None
     model = make_pipeline(FeatTeam(preset="quick", teacher="none", run_dir=str(tmp_path), settings=settings),
                           RandomForestRegressor(n_estimators=20, random_state=0))

@@ -123,6 +123,52 @@ def test_transformer_in_a_pipeline_with_pandas_output():
     assert loaded_from_path.get_feature_names_out().tolist() == ["(x0 * x1)"]
 
 
+def test_columns_with_other_names_are_refused_not_taken_by_position():
+    """X with names that are not the transformation's columns is an error, even when the number
+    of columns matches (taking them by position would compute the wrong features silently)."""
+    t = Transformation.from_text("(age / income)", ["age", "income"])
+    other = pd.DataFrame({"height": [1.0, 2.0, 3.0], "weight": [4.0, 5.0, 6.0]})
+    with pytest.raises(TransformationError, match="lacks the transformation's column"):
+        FeatureTransformer(t).fit(other)
+    assert FeatureTransformer(t).fit(other.to_numpy()).transform(other.to_numpy()).shape == (3, 3)  # no names
+
+
+def _saved_from_a_raw_table(tmp_path, rows: int = 60):
+    """A transformation saved as ``featteam fit`` saves one: over a table with a text column, with
+    the table's reading (its preprocessor) in its metadata, fitted on the first rows."""
+    from featteam.data import prepare
+
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame({"colour": rng.choice(["red", "green", "blue"], size=rows), "size": rng.normal(size=rows),
+                        "label": rng.normal(size=rows)})
+    dataset = prepare(raw, "label")
+    features = raw.drop(columns="label")
+    path = tmp_path / "transformation.json"
+    columns = list(dataset.X.columns)
+    tokens = Transformation.from_text("(colour * size), quan_trans(size)", columns).tokens
+    Transformation(tokens, columns, metadata={"preprocessor": dataset.preprocessor.to_dict()}).fit(
+        dataset.X.iloc[:40]).save(path)
+    return path, features, dataset
+
+
+def test_a_saved_transformation_reads_the_raw_table_as_the_fit_did(tmp_path):
+    """A raw table with a text column goes through FeatureTransformer as through
+    ``featteam transform``: the saved reading turns the text into the fit's codes."""
+    path, features, dataset = _saved_from_a_raw_table(tmp_path)
+    saved = Transformation.load(path)
+    transformer = FeatureTransformer(path).set_output(transform="pandas")
+    out = transformer.fit_transform(features)
+    assert list(out.columns) == ["colour", "size", "(colour * size)", "quan_trans(size)"]
+    assert np.array_equal(out["colour"].to_numpy(), dataset.X["colour"].to_numpy())
+    assert np.allclose(out.iloc[:, 2:].to_numpy(), saved.fit(dataset.X).transform(dataset.X))  # refit on X
+    # refit=False keeps the saved fit (on the first 40 rows), as `featteam transform` applies it.
+    kept = FeatureTransformer(path, keep_original=False, refit=False).fit(features.iloc[:5])
+    assert np.allclose(kept.transform(features), saved.transform(dataset.X))
+    assert not np.allclose(kept.transform(features)[:, 1], out.iloc[:, 3].to_numpy())  # a different fit
+    with pytest.raises(TransformationError, match="refit=False"):
+        FeatureTransformer("(colour * size)", refit=False).fit(dataset.X)
+
+
 def test_transformer_needs_a_transformation():
     with pytest.raises(ValueError, match="needs a transformation"):
         FeatureTransformer().fit(_frame())
