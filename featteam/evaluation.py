@@ -265,18 +265,16 @@ class Evaluator:
         A run that is stopped and started again scores nothing twice."""
         self.cache_path = Path(path)
         if self.cache_path.exists():
-            text = self.cache_path.read_text()
+            text = self.cache_path.read_bytes()
             # A kill mid-append leaves a last line without its newline: the next append must not
             # glue a good line to it.
-            self._torn_tail = bool(text) and not text.endswith("\n")
+            self._torn_tail = bool(text) and not text.endswith(b"\n")
             for line in text.splitlines():
                 try:
-                    row = json.loads(line)
-                    self.cache[tuple(row["tokens"])] = Scored(tuple(row["tokens"]), row["score"],
-                                                              ErrorKind(row["error"]) if row["error"] else None,
-                                                              row.get("message", ""))
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a kill: score it again
+                    scored = _scored_from_json(json.loads(line.decode("utf-8")))
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    continue  # a line cut short by a kill (or damaged): score it again
+                self.cache[scored.tokens] = scored
 
     def _remember(self, results: list[Scored]) -> None:
         if self.cache_path is None or not results:
@@ -541,6 +539,20 @@ class Evaluator:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.engine = LocalEngine(1)  # a copy scores in its own process
+
+
+def _scored_from_json(row: Any) -> Scored:
+    """One line of the score log; TypeError, KeyError or ValueError when it is not one (a valid
+    line has string tokens, a number or null as its score, and an error kind or null)."""
+    tokens, score, error, message = row["tokens"], row["score"], row["error"], row.get("message", "")
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError("tokens must be a list of strings")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                              or not np.isfinite(score)):
+        raise TypeError("a score must be a finite number or null")
+    if (score is None) == (error is None) or not isinstance(message, str):
+        raise TypeError("a line holds a score or an error, and a text message")
+    return Scored(tuple(tokens), None if score is None else float(score), ErrorKind(error) if error else None, message)
 
 
 def _score_one(evaluator: Evaluator, tokens: tuple[str, ...]) -> Scored:

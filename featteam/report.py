@@ -341,8 +341,8 @@ class RunReport:
         if not path.exists():
             return cls()
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, RecursionError):  # JSON and UTF-8 errors are ValueErrors
             logger.warning("%s is unreadable; starting the report afresh", path)
             return cls()
         if not isinstance(data, dict) or data.get("schema_version") != REPORT_SCHEMA_VERSION:
