@@ -5,6 +5,7 @@ fit without a run directory leaves no folder behind."""
 import ast
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -270,3 +271,23 @@ def test_fit_without_run_dir_leaves_no_folder(tmp_path, monkeypatch):
     kept = list(_strings(model.report_)) + list(_strings(model.transformation_.metadata))
     kept += list(_strings(json.loads(json.dumps(vars(model), default=str))))
     assert not [s for s in kept if str(temp) in s]
+
+
+def test_a_damaged_response_cache_is_left_alone_and_not_used(tmp_path, caplog):
+    """A file that is not a database: every lookup misses, nothing is written into it, one warning."""
+    path = tmp_path / "responses.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    cache = ResponseCache(path)
+    assert cache.get("k") is None and len(cache) == 0
+    cache.put("k", ["x"])
+    assert cache.get("k") is None
+    assert path.read_bytes() == b"this is not a database" * 100
+    assert caplog.text.count("cannot be used") == 1
+    # A stored response that is not JSON is a miss, not a crash.
+    good = ResponseCache(tmp_path / "good.sqlite")
+    good.put("k", ["x"])
+    good._db.execute("UPDATE responses SET value = '[[[' WHERE key = 'k'")
+    assert good.get("k") is None
+    good.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        good.get("k")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
 
 #: The response cache's file name: in ``settings.cache_dir()`` (shared by every run), or in a run
 #: directory (a benchmark configuration's own).
@@ -25,7 +27,9 @@ class ResponseCache:
 
     The database file (and its folder) is opened or created on first use, not on construction:
     a run that never asks an LLM (``teacher="none"``) leaves the cache directory untouched, and
-    a lookup in a file that does not exist yet is a miss that creates nothing.
+    a lookup in a file that does not exist yet is a miss that creates nothing.  A file that is
+    not a database, or a damaged one, is left as it is: the cache warns once and answers every
+    lookup with a miss (the fit asks the LLM), and a stored response that is not JSON is a miss.
 
     Parameters
     ----------
@@ -38,6 +42,7 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        self._broken = False
         if self.path is None:
             self._connect()  # in memory: no I/O, and nothing to find later
 
@@ -60,22 +65,59 @@ class ResponseCache:
             return None
         return self._connect()
 
+    def _unusable(self, exc: sqlite3.Error) -> None:
+        """Stop using a damaged database file (call with the lock held): warn once, keep the file."""
+        if not self._broken:
+            logger.warning("the LLM response cache %s cannot be used (%s): running without it; remove the "
+                           "file to start a new one", self.path, exc)
+        self._broken = True
+
     def get(self, key: str) -> Any | None:
         with self._lock:
-            db = self._reader()
-            row = None if db is None else db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+            if self._broken:
+                return None
+            try:
+                db = self._reader()
+                row = None if db is None else db.execute("SELECT value FROM responses WHERE key = ?",
+                                                         (key,)).fetchone()
+            except sqlite3.ProgrammingError:  # closed: as sqlite3 says of a closed connection
+                raise
+            except sqlite3.DatabaseError as exc:
+                self._unusable(exc)
+                return None
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError, RecursionError):
+            logger.warning("a damaged response in %s is asked again", self.path)
+            return None
 
     def put(self, key: str, value: Any) -> None:
         with self._lock:
-            db = self._connect()
-            db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-            db.commit()
+            if self._broken:
+                return
+            try:
+                db = self._connect()
+                db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+                db.commit()
+            except sqlite3.ProgrammingError:  # closed: as sqlite3 says of a closed connection
+                raise
+            except sqlite3.DatabaseError as exc:
+                self._unusable(exc)
 
     def __len__(self) -> int:
         with self._lock:
-            db = self._reader()
-            return 0 if db is None else db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            if self._broken:
+                return 0
+            try:
+                db = self._reader()
+                return 0 if db is None else db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            except sqlite3.ProgrammingError:  # closed: as sqlite3 says of a closed connection
+                raise
+            except sqlite3.DatabaseError as exc:
+                self._unusable(exc)
+                return 0
 
     def close(self) -> None:
         with self._lock:
