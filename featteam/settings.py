@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 
 def cache_dir() -> Path:
@@ -35,3 +37,22 @@ def env(name: str, fallback: str | None = None) -> str | None:
     if value:
         return value
     return os.environ.get(fallback) if fallback else None
+
+
+@contextlib.contextmanager
+def cache_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (a file beside a cache entry) while the block runs: two
+    processes that fill the same entry (two fits on a fresh cache) take turns, and the second
+    finds the first's result.  Without advisory locks (not POSIX) the block runs unlocked."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

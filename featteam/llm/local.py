@@ -31,7 +31,7 @@ from ..decoding import Draw, sample
 from ..errors import FeatteamError
 from ..expr import Grammar, GrammarState, token_text
 from ..records import write_json
-from ..settings import cache_dir
+from ..settings import cache_dir, cache_lock
 from .base import LLMBackend, Usage
 from .cache import ResponseCache, cache_key
 from .torch_utils import lm_step, quiet_transformers, repeat_cache
@@ -125,6 +125,17 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
             except OSError as exc:  # a read-only cache: the conversion is used all the same
                 logger.info("could not record %s as a conversion (%s): its identity stays its path", target, exc)
         return target
+    # Two fits on a fresh cache (the bench runs several at once) take turns: the second must not
+    # remove the first's unfinished folder as a stale one, nor rename over its result.
+    with cache_lock(target.with_name(target.name + ".lock")):
+        if (target / "config.json").exists():  # converted by another process while we waited
+            return target
+        _convert(gguf, target)
+    return target
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    """Convert ``gguf`` into the model directory ``target`` (through a ``.partial`` folder)."""
     logger.warning("converting %s for transformers (once; cached in %s)", gguf.name, target)
     import shutil
 
@@ -149,7 +160,6 @@ def resolve_model_dir(model: str | Path | None = None) -> Path:
     tokenizer.save_pretrained(partial)
     _write_conversion_record(partial, gguf, name=target.name)
     partial.rename(target)  # atomic: a half-written conversion is never used
-    return target
 
 
 def load_causal_lm(model: str | Path | None = None):

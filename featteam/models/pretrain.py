@@ -24,7 +24,6 @@ needs it does, with a progress bar.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,11 +32,12 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import FeatteamError
+from ..settings import cache_lock
 from ..expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 from ..report import PretrainMetrics
 from ..settings import cache_dir
@@ -161,23 +161,6 @@ def read_metrics(directory: Path, shipped: bool = False) -> PretrainMetrics:
                                        "shipped": shipped})
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (a file beside the cache entry) while the block runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            import fcntl
-        except ImportError:  # no advisory locks on this platform: concurrent fits may both train
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_pretrained(base_model: str | None = None, config: PretrainConfig | None = None,
                       progress: bool = False, use_shipped: bool = True) -> PretrainMetrics:
     """The pre-trained student state of ``base_model`` (the embedded model by default): the one
@@ -211,7 +194,7 @@ def ensure_pretrained(base_model: str | None = None, config: PretrainConfig | No
     target = pretrained_dir(model_dir, config)
     if (target / COMPLETE_MARKER).exists():
         return read_metrics(target)
-    with _locked(target.with_name(target.name + ".lock")):
+    with cache_lock(target.with_name(target.name + ".lock")):
         if (target / COMPLETE_MARKER).exists():  # another process finished it while we waited
             return read_metrics(target)
         partial = target.with_name(target.name + ".partial")
