@@ -185,6 +185,11 @@ class Run:
             if self.done(step):
                 logger.info("%s step already done", step.name)
             else:
+                # The step rewrites its artefacts (model folders) in place: until it is recorded
+                # again, no key may say that what is on disk is its result (a run killed in the
+                # middle would otherwise leave half-written weights that a later run trusts).
+                if self.report.step_keys.pop(step.name, None) is not None:
+                    self.save_report()
                 result = step.run(context)
                 self.write_candidates(step, result.candidates)
                 self.record(step, result.report)

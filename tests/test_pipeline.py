@@ -110,6 +110,30 @@ def test_fit_bad_input_is_one_line(tmp_path, table, capsys):
     assert not (tmp_path / "r").exists()  # a fit refused at the table leaves no empty run directory
 
 
+def test_a_step_killed_while_it_runs_is_not_trusted_afterwards(tmp_path, table, monkeypatch):
+    """A step rewrites its artefacts in place: once it starts again, its old key is gone from
+    report.json, so a run killed in the middle is not taken for a finished one by the next run,
+    whatever settings that run has (here the first run's again)."""
+    from featteam.steps.golden import GoldenStep
+
+    path, _ = table
+    first = FitConfig.from_preset("quick", n_golden=12, teacher="none")
+    out = tmp_path / "r"
+    Run(out, path, "y", first, n_jobs=1, progress=False).execute(stop_after="golden")
+    assert "golden" in json.loads((out / "report.json").read_text())["step_keys"]
+
+    def killed(self, context):
+        raise KeyboardInterrupt  # the process is stopped while the step writes
+
+    with monkeypatch.context() as patch:
+        patch.setattr(GoldenStep, "run", killed)
+        with pytest.raises(KeyboardInterrupt):
+            Run(out, path, "y", FitConfig.from_preset("quick", n_golden=14, teacher="none"), n_jobs=1,
+                progress=False).execute(stop_after="golden")
+    assert "golden" not in json.loads((out / "report.json").read_text())["step_keys"]
+    assert not Run(out, path, "y", first, n_jobs=1, progress=False).done(GoldenStep())
+
+
 def test_a_run_killed_mid_write_resumes(tmp_path, table):
     """Torn last lines (a kill while appending) and a torn report do not stop a resume, and
     nothing already scored is scored again."""
