@@ -26,7 +26,7 @@ import re
 import tarfile
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -278,6 +278,29 @@ class Dataset:
     @property
     def n_rows(self) -> int:
         return len(self.X)
+
+    def with_categories_of(self, rows: np.ndarray) -> "Dataset":
+        """This dataset with its text columns' categories learnt from ``rows`` only.
+
+        :func:`prepare` codes a text column's categories over the whole table; a category that
+        appears only outside ``rows`` (the honest protocol's test split) becomes a missing value,
+        as it is in new rows after deployment (:meth:`Preprocessor.transform`), and the others are
+        coded again in the same (sorted) order.  The preprocessor keeps ``rows``' categories only."""
+        if not self.preprocessor.categories:
+            return self
+        X = self.X.copy()
+        categories: dict[str, list[str]] = {}
+        for name, known in self.preprocessor.categories.items():
+            codes = X[name].to_numpy(dtype=np.float64)
+            seen = np.unique(codes[rows][~np.isnan(codes[rows])]).astype(np.int64)
+            recode = np.full(len(known), np.nan)
+            recode[seen] = np.arange(len(seen))
+            coded = ~np.isnan(codes)
+            new = np.full(len(codes), np.nan)
+            new[coded] = recode[codes[coded].astype(np.int64)]
+            X[name] = new
+            categories[name] = [known[i] for i in seen]
+        return replace(self, X=X, preprocessor=replace(self.preprocessor, categories=categories))
 
 
 def _to_float(column: pd.Series, datetime_unit: str = "s") -> pd.Series:

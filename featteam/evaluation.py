@@ -172,6 +172,13 @@ class Evaluator:
                  max_tree_rows: int = DEFAULT_MAX_TREE_ROWS, engine: "Engine | None" = None) -> None:
         if protocol not in PROTOCOLS:
             raise FeatteamError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+        self.train_rows, self.test_rows = train_test_split(
+            np.arange(len(dataset.y)), test_size=test_size, random_state=split_seed, shuffle=True)
+        if protocol == "honest":
+            # Nothing fitted may see the test split, the text columns' codes included: a category
+            # only the test split holds is unknown, as it would be in new rows.
+            dataset = dataset.with_categories_of(self.train_rows)
+        #: the dataset as the protocol reads it (honest: text categories of the training split)
         self.dataset = dataset
         self.protocol = protocol
         self.task = dataset.task
@@ -186,8 +193,6 @@ class Evaluator:
         self.split_seed = split_seed
         self.X = dataset.X.to_numpy(dtype=np.float64, na_value=np.nan)
         self.y = dataset.y
-        self.train_rows, self.test_rows = train_test_split(
-            np.arange(len(self.y)), test_size=test_size, random_state=split_seed, shuffle=True)
         #: every row of the split the protocol scores on (paper: test split; honest: training split)
         self.protocol_rows = self.test_rows if protocol == "paper" else self.train_rows
         self.max_search_rows = max_search_rows

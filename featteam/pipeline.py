@@ -149,7 +149,7 @@ class Run:
                                   "max_feature_length", "max_search_rows", "search_trees", "validation_size",
                                   "max_tree_rows")
         evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}.jsonl")
-        return dataset, evaluator
+        return evaluator.dataset, evaluator  # as the protocol reads it (text categories of its rows)
 
     def execute(self, stop_after: str = STEP_NAMES[-1]) -> RunReport:
         """Run the steps up to ``stop_after`` (and, after the last, choose the output); returns the report."""

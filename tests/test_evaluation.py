@@ -102,6 +102,30 @@ def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_
     assert len(Evaluator(dataset, "honest", validation_size=0.02).validation_rows) == 0
 
 
+def test_honest_protocol_codes_text_categories_on_the_training_split_only():
+    """A category that only test rows hold is unknown to everything fitted (a missing value, as in
+    new rows after deployment); the paper protocol, which searches the test split, knows it."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=100), "y": rng.normal(size=100)})
+    evaluator = Evaluator(prepare(frame.assign(colour="red"), "y"))
+    test_only = evaluator.test_rows[:3]
+    colour = np.where(np.arange(100) % 2, "blue", "red").astype(object)
+    colour[test_only] = "violet"
+    dataset = prepare(frame.assign(colour=colour), "y")
+    assert dataset.preprocessor.categories["colour"] == ["blue", "red", "violet"]
+    honest = Evaluator(dataset, "honest")
+    assert honest.dataset.preprocessor.categories["colour"] == ["blue", "red"]
+    codes = honest.X[:, list(dataset.X.columns).index("colour")]
+    assert np.isnan(codes[test_only]).all() and np.isnan(codes).sum() == 3
+    assert set(codes[~np.isnan(codes)]) == {0.0, 1.0}
+    assert np.array_equal(codes[~np.isnan(codes)], (colour[~np.isnan(codes)] == "red").astype(float))
+    # Deployed, the training split's reading gives the same codes (violet unknown there too).
+    deployed = honest.dataset.preprocessor.transform(frame.assign(colour=colour).drop(columns="y"))
+    assert np.array_equal(deployed["colour"].to_numpy(), codes, equal_nan=True)
+    paper = Evaluator(dataset, "paper")
+    assert paper.dataset.preprocessor.categories["colour"] == ["blue", "red", "violet"]
+
+
 def test_new_features_help_on_a_product_target(small_regression):
     evaluator = Evaluator(prepare(small_regression, "target"), "honest")
     assert evaluator.final_score(["f0", "f1", "*"]) > evaluator.final_score(None) + 0.1

@@ -41,8 +41,9 @@ def _evaluator(spec: dict[str, Any]):
     dataset = load_dataset(spec["data"], spec["target"])
     # The peers' reported scores use the same downstream forest as featteam's.
     max_tree_rows = FitConfig.from_preset(spec["preset"], **_settings(spec)).max_tree_rows
-    return dataset, Evaluator(dataset, protocol=spec["protocol"], n_jobs=spec["n_jobs"],
-                              max_search_rows=spec.get("max_search_rows"), max_tree_rows=max_tree_rows)
+    evaluator = Evaluator(dataset, protocol=spec["protocol"], n_jobs=spec["n_jobs"],
+                          max_search_rows=spec.get("max_search_rows"), max_tree_rows=max_tree_rows)
+    return evaluator.dataset, evaluator
 
 
 def _settings(spec: dict[str, Any]) -> dict[str, Any]:
