@@ -1,7 +1,9 @@
 """A local HTTP server that speaks the chat-completions protocol, for tests.
 
 It answers from a script: each entry is a status code with content, ("sleep", seconds) to
-make the client time out, or ("raw", status, content_type, body) to answer any body at all.
+make the client time out, ("raw", status, content_type, body) to answer any body at all,
+("drip", seconds) for a body that comes one byte every few seconds and never ends, or
+("huge",) for an endless body sent as fast as it is read.
 :class:`SilentServer` accepts connections and never answers.  Only 127.0.0.1 is used.
 """
 
@@ -19,6 +21,7 @@ class FakeChatServer:
         self.script = list(script)
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.stopped = threading.Event()  # ends the endless answers
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,6 +37,12 @@ class FakeChatServer:
                 if step[0] == "sleep":
                     time.sleep(step[1])
                     step = (200, "[f0 sqrt]")
+                if step[0] == "drip":  # a 200 whose body comes one byte every `seconds`, for ever
+                    self._drip(step[1])
+                    return
+                if step[0] == "huge":  # a 200 whose body never ends (as fast as the client reads)
+                    self._drip(0.0, block=b"[f0 f1 +] " * 10_000)
+                    return
                 if step[0] == "raw":
                     _, status, content_type, body = step
                     self._send(status, content_type, body if isinstance(body, bytes) else body.encode())
@@ -47,6 +56,20 @@ class FakeChatServer:
                 else:
                     payload = {"error": {"message": content, "type": "error"}}
                 self._send(status, "application/json", json.dumps(payload).encode())
+
+            def _drip(self, seconds: float, block: bytes = b" ") -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(1 << 40))
+                    self.end_headers()
+                    self.wfile.write(b'{"choices": [{"message": {"content": "')
+                    while not server.stopped.is_set():
+                        self.wfile.write(block)
+                        self.wfile.flush()
+                        time.sleep(seconds)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _send(self, status: int, content_type: str, data: bytes) -> None:
                 try:
@@ -69,6 +92,7 @@ class FakeChatServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stopped.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -205,6 +205,22 @@ def test_an_endpoint_that_never_answers_fails_within_the_timeout(tmp_path, monke
     assert seconds < 20, seconds  # 2 x 0.5 s of waiting, 0.5 s of backoff, the table and one score
 
 
+@pytest.mark.parametrize("step, what", [(("drip", 0.05), "APITimeoutError"), (("huge",), "more than")])
+def test_an_answer_that_never_ends_fails_within_the_timeout(step, what):
+    """The timeout bounds a whole attempt: a body that keeps coming a byte at a time (each byte
+    well within the HTTP client's wait for the next) or without end is cut off."""
+    from featteam.llm.base import LLMError
+    from featteam.llm.openai_backend import OpenAIChat
+
+    with FakeChatServer([step] * 3) as server:
+        chat = OpenAIChat(base_url=server.url, timeout=1.0, max_retries=1, backoff=0.1)
+        start = time.perf_counter()
+        with pytest.raises(LLMError, match=what):
+            chat.propose([{"role": "user", "content": "hi"}], n=1, seed=0)
+        seconds = time.perf_counter() - start
+    assert seconds < 10, seconds  # two attempts of 1 s each and 0.1 s of backoff, not for ever
+
+
 def test_the_new_settings_are_validated_and_are_cli_options(capsys):
     for bad in ({"teacher_timeout": 0}, {"teacher_timeout": float("nan")}, {"teacher_retries": -1},
                 {"teacher_fallback": "ignore"}, {"teacher_retries": 1.5}):

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: Characters of a bad body quoted in an error message.
 EXCERPT = 200
+#: The largest answer read (a completion of max_tokens is a few kilobytes): more is refused.
+MAX_ANSWER_BYTES = 1 << 20
 #: The endpoint when no base URL is given (the openai client's own default).
 OPENAI_API = "https://api.openai.com/v1"
 
@@ -110,7 +112,8 @@ class OpenAIChat(LLMBackend):
     max_tokens : int
         Completion tokens per answer.
     timeout : float
-        Seconds per request (connecting, sending, waiting for the answer).
+        Seconds per attempt, from connecting to the answer's last byte (an answer still coming
+        after that is a timeout, retried as one).
     max_retries : int
         Retries on timeouts, connection errors, 429 and 5xx.
     backoff : float
@@ -176,12 +179,25 @@ class OpenAIChat(LLMBackend):
         openai = self._openai
         start = time.perf_counter()
 
-        def request():
-            return self._client.chat.completions.with_raw_response.create(
-                model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                seed=seed)
+        def request() -> tuple[int, bytes, str | None]:
+            # Streamed, so that the attempt has a deadline as a whole: the HTTP client's timeout
+            # bounds each wait for the next bytes, and an endpoint that sends a byte now and then
+            # (or an endless body) would otherwise hold the fit for ever.
+            attempt_start = time.perf_counter()
+            with self._client.chat.completions.with_streaming_response.create(
+                    model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
+                    seed=seed) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise LLMError(f"answered more than {MAX_ANSWER_BYTES} bytes: not a completion")
+                    if time.perf_counter() - attempt_start > self.timeout:
+                        raise openai.APITimeoutError(request=response.http_request)
+                return response.status_code, bytes(body), response.http_response.encoding
         try:
-            raw = with_retries(request, self._retryable, self.usage, self.max_retries, self.backoff)
+            status, data, encoding = with_retries(request, self._retryable, self.usage, self.max_retries,
+                                                  self.backoff)
         except LLMError as exc:
             raise LLMError(exc.detail, self.endpoint) from None
         except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
@@ -192,13 +208,13 @@ class OpenAIChat(LLMBackend):
             self.usage.failures += 1
             raise LLMError(f"{type(exc).__name__}: {excerpt(exc)}", self.endpoint) from None
         try:
-            body = raw.http_response.text
-        except Exception as exc:  # a body that cannot be decoded as text
+            body = data.decode(encoding or "utf-8")
+        except (LookupError, UnicodeDecodeError) as exc:  # a body that cannot be decoded as text
             self.usage.failures += 1
-            raise LLMError(f"answered HTTP {raw.status_code} with an unreadable body: {type(exc).__name__}",
+            raise LLMError(f"answered HTTP {status} with an unreadable body: {type(exc).__name__}",
                            self.endpoint) from None
         try:
-            content, prompt_tokens, completion_tokens = read_completion(body, raw.status_code, self.endpoint)
+            content, prompt_tokens, completion_tokens = read_completion(body, status, self.endpoint)
         except LLMError:
             # Not retried: the endpoint did answer (a retry may be billed again), and a body that is
             # no completion comes from a wrong URL or a proxy's page far more often than from chance.
