@@ -100,7 +100,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         owned = sorted(set(self.settings or {}) & set(_OWN_SETTINGS))
         if owned:
             raise FeatteamError(f"settings may not set {', '.join(owned)}: use the estimator's parameter(s) "
-                             f"{', '.join(_OWN_SETTINGS[k] for k in owned)}")
+                                f"{', '.join(_OWN_SETTINGS[k] for k in owned)}")
         frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X),
                                                                            columns=[f"x{i}" for i in range(np.shape(X)[1])])
         frame.columns = [str(c) for c in frame.columns]

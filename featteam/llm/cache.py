@@ -8,9 +8,10 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The response cache's file name: in ``settings.cache_dir()`` (shared by every run), or in a run
 #: directory (a benchmark configuration's own).
@@ -65,26 +66,25 @@ class ResponseCache:
             return None
         return self._connect()
 
-    def _unusable(self, exc: sqlite3.Error) -> None:
-        """Stop using a damaged database file (call with the lock held): warn once, keep the file."""
-        if not self._broken:
-            logger.warning("the LLM response cache %s cannot be used (%s): running without it; remove the "
-                           "file to start a new one", self.path, exc)
-        self._broken = True
-
-    def get(self, key: str) -> Any | None:
+    def _use(self, action: Callable[[sqlite3.Connection], T], default: T, create: bool = False) -> T:
+        """``action(db)`` under the lock; ``default`` when there is no database to read (``create``:
+        make it) or the file is damaged: then warn once, keep the file and stop using it."""
         with self._lock:
             if self._broken:
-                return None
+                return default
             try:
-                db = self._reader()
-                row = None if db is None else db.execute("SELECT value FROM responses WHERE key = ?",
-                                                         (key,)).fetchone()
+                db = self._connect() if create else self._reader()
+                return default if db is None else action(db)
             except sqlite3.ProgrammingError:  # closed: as sqlite3 says of a closed connection
                 raise
             except sqlite3.DatabaseError as exc:
-                self._unusable(exc)
-                return None
+                logger.warning("the LLM response cache %s cannot be used (%s): running without it; remove the "
+                               "file to start a new one", self.path, exc)
+                self._broken = True
+                return default
+
+    def get(self, key: str) -> Any | None:
+        row = self._use(lambda db: db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone(), None)
         if row is None:
             return None
         try:
@@ -94,30 +94,14 @@ class ResponseCache:
             return None
 
     def put(self, key: str, value: Any) -> None:
-        with self._lock:
-            if self._broken:
-                return
-            try:
-                db = self._connect()
-                db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-                db.commit()
-            except sqlite3.ProgrammingError:  # closed: as sqlite3 says of a closed connection
-                raise
-            except sqlite3.DatabaseError as exc:
-                self._unusable(exc)
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            db.commit()
+
+        self._use(insert, None, create=True)
 
     def __len__(self) -> int:
-        with self._lock:
-            if self._broken:
-                return 0
-            try:
-                db = self._reader()
-                return 0 if db is None else db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-            except sqlite3.ProgrammingError:  # closed: as sqlite3 says of a closed connection
-                raise
-            except sqlite3.DatabaseError as exc:
-                self._unusable(exc)
-                return 0
+        return self._use(lambda db: db.execute("SELECT COUNT(*) FROM responses").fetchone()[0], 0)
 
     def close(self) -> None:
         with self._lock:
