@@ -39,6 +39,12 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    """A value read from a file, short enough for an error message (a hostile one can be huge)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _convert(hint: Any, value: Any) -> Any:
     """``value`` (read from JSON) as the type ``hint`` says; TypeError or ValueError when it is
     not of that type (a hostile or damaged file: ``"tokens": "f0 f1 +"`` must not become a list of
@@ -53,12 +59,12 @@ def _convert(hint: Any, value: Any) -> Any:
                 return _convert(option, value)
             except (TypeError, ValueError, KeyError):
                 continue
-        raise TypeError(f"{value!r} is none of {hint}")
+        raise TypeError(f"{_shown(value)} is none of {hint}")
     if hint is Any:
         return value
     if origin is typing.Literal:
         if value not in typing.get_args(hint):
-            raise ValueError(f"{value!r} is not one of {typing.get_args(hint)}")
+            raise ValueError(f"{_shown(value)} is not one of {typing.get_args(hint)}")
         return value
     if origin in (list, tuple):
         if not isinstance(value, list):
@@ -79,19 +85,19 @@ def _convert(hint: Any, value: Any) -> Any:
             return hint(value)
         if hint is bool:
             if not isinstance(value, bool):
-                raise TypeError(f"expected true or false, not {value!r}")
+                raise TypeError(f"expected true or false, not {_shown(value)}")
             return value
         if hint is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"expected a number, not {value!r}")
+                raise TypeError(f"expected a number, not {_shown(value)}")
             return float(value)
         if hint is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"expected an integer, not {value!r}")
+                raise TypeError(f"expected an integer, not {_shown(value)}")
             return value
         if hint is str:
             if not isinstance(value, str):
-                raise TypeError(f"expected a string, not {value!r}")
+                raise TypeError(f"expected a string, not {_shown(value)}")
             return value
     return value
 
