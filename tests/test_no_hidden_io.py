@@ -76,6 +76,46 @@ def fake_conversion(monkeypatch):
                         lambda *args, **kwargs: _Saves("tokenizer.json"))
 
 
+def test_two_conversions_at_once_take_turns(tmp_path, monkeypatch, fake_conversion):
+    """Two fits on a fresh cache: one converts, the other waits and uses its result (without the
+    lock the second removed the first's unfinished folder, and one of them failed)."""
+    import threading
+    import time
+
+    import transformers
+
+    from featteam.llm.local import resolve_model_dir
+
+    monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    loads = []
+
+    class SlowSaves(_Saves):
+        def save_pretrained(self, directory) -> None:
+            time.sleep(0.3)  # a conversion takes a while: the other fit arrives in the middle
+            super().save_pretrained(directory)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *args, **kwargs: loads.append(1) or SlowSaves("config.json"))
+    gguf = _fake_gguf(tmp_path)
+    results, errors = [], []
+
+    def convert() -> None:
+        try:
+            results.append(resolve_model_dir(gguf))
+        except Exception as exc:  # noqa: BLE001 - what the test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=convert) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(results) == 2 and results[0] == results[1]
+    assert len(loads) == 1  # converted once
+    assert (results[0] / "config.json").exists() and (results[0] / "tokenizer.json").exists()
+
+
 def test_model_conversion_creates_the_models_folder_it_writes(tmp_path, monkeypatch, fake_conversion):
     from featteam.llm.local import CONVERSION_RECORD, is_conversion, resolve_model_dir
 
