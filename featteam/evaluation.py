@@ -38,6 +38,7 @@ from .expr.imputation import fill_missing, fit_medians
 from .expr.operators import BOUND
 from .expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 from .forest import DEFAULT_TREES, FOREST_KINDS, forest_predict, sklearn_forest
+from .records import from_dict
 
 if TYPE_CHECKING:
     from .screen import FeatureScreen
@@ -549,15 +550,14 @@ class Evaluator:
 def _scored_from_json(row: Any) -> Scored:
     """One line of the score log; TypeError, KeyError or ValueError when it is not one (a valid
     line has string tokens, a number or null as its score, and an error kind or null)."""
-    tokens, score, error, message = row["tokens"], row["score"], row["error"], row.get("message", "")
-    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-        raise TypeError("tokens must be a list of strings")
-    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
-                              or not np.isfinite(score)):
-        raise TypeError("a score must be a finite number or null")
-    if (score is None) == (error is None) or not isinstance(message, str):
-        raise TypeError("a line holds a score or an error, and a text message")
-    return Scored(tuple(tokens), None if score is None else float(score), ErrorKind(error) if error else None, message)
+    if not isinstance(row, dict) or not {"tokens", "score", "error"} <= row.keys():
+        raise KeyError("a score line holds tokens, a score and an error")
+    scored = from_dict(Scored, row)  # the types, as every run file is read
+    if scored.score is not None and not np.isfinite(scored.score):
+        raise ValueError("a score must be a finite number or null")
+    if (scored.score is None) == (scored.error is None):
+        raise TypeError("a score line holds a score or an error")
+    return scored
 
 
 def _score_one(evaluator: Evaluator, tokens: tuple[str, ...]) -> Scored:
