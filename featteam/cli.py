@@ -217,11 +217,8 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     path = check_output_path(args.out)  # a suffix we cannot write is refused before any work
     transformation = Transformation.load(args.transformation)
     frame = load_table(args.data)
-    preprocessing = transformation.metadata.get("preprocessor")
-    if preprocessing is not None:
-        numeric = Preprocessor.from_dict(preprocessing).transform(frame)
-    else:
-        numeric = frame
+    preprocessor = Preprocessor.saved_in(transformation.metadata)
+    numeric = frame if preprocessor is None else preprocessor.transform(frame)
     new = transformation.transform(numeric)
     out = frame.copy()
     for name, column in zip(transformation.formulas, new.T):

@@ -230,6 +230,13 @@ class Preprocessor:
                 "datetime_unit": self.datetime_unit}
 
     @classmethod
+    def saved_in(cls, metadata: dict[str, Any]) -> "Preprocessor | None":
+        """The reading of the table that ``featteam fit`` saved in a transformation's ``metadata``
+        (checked by :meth:`from_dict`); None for a transformation without one (formula text)."""
+        data = metadata.get("preprocessor")
+        return None if data is None else cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, data: Any) -> "Preprocessor":
         """Read :meth:`to_dict`'s output, checking every field.
 

@@ -152,7 +152,10 @@ class FeatTeam(TransformerMixin, BaseEstimator):
     def _preprocessor(self):
         from .data import Preprocessor
 
-        return Preprocessor.from_dict(self.transformation_.metadata["preprocessor"])
+        preprocessor = Preprocessor.saved_in(self.transformation_.metadata)
+        if preprocessor is None:  # every fit saves one: only a transformation_ set by hand lacks it
+            raise DataError("transformation_ has no saved reading of the table (metadata.preprocessor)")
+        return preprocessor
 
     def transform(self, X):
         """The original columns (with ``keep_original``) and the new features of ``X``'s rows.

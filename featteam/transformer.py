@@ -88,8 +88,7 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None) -> "FeatureTransformer":
         """Fit the transformation on the rows of ``X`` (with ``refit=False``: match its columns only)."""
         saved = self._saved()
-        preprocessing = None if saved is None else saved.metadata.get("preprocessor")
-        self.preprocessor_ = None if preprocessing is None else Preprocessor.from_dict(preprocessing)
+        self.preprocessor_ = None if saved is None else Preprocessor.saved_in(saved.metadata)
         X = validate_data(self, self._read(X), reset=True, ensure_all_finite="allow-nan", dtype=np.float64)
         transformation = Transformation.from_text(self.transformation, self._input_names()) if saved is None else saved
         names = self._input_names()
