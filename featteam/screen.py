@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from .engine import Engine, LocalEngine
-from .expr import BINARY, UNARY, InvalidSequence, evaluate, split_features
+from .expr import BINARY, OPERATORS, UNARY, InvalidSequence, evaluate, split_features
 from .expr.vocab import feature_token
 
 if TYPE_CHECKING:
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Feature = tuple[str, ...]
-#: Binary operators whose operands commute: one order is enough.
-_SYMMETRIC = ("+", "*")
 
 
 @dataclass(frozen=True)
@@ -287,15 +285,16 @@ class FeatureScreen:
 
     def order1(self, max_feature_length: int = 3) -> list[Feature]:
         """Every unary operator on every column and every binary operator on every pair (one
-        order of ``+``, ``*`` and ``-``: the other is the same feature to a model); only
-        features of at most ``max_feature_length`` tokens."""
+        order of an operator whose operand order does not matter to a model, such as ``+`` and
+        ``-``: :attr:`~featteam.expr.operators.Operator.ordered`); only features of at most
+        ``max_feature_length`` tokens."""
         columns = [feature_token(i) for i in range(self.n_features)]
         out: list[Feature] = [(c, u) for c in columns for u in UNARY]
         for i, a in enumerate(columns):
             for b in columns[i + 1:]:
                 for op in BINARY:
                     out.append((a, b, op))
-                    if op not in _SYMMETRIC and op != "-":  # a - b is -(b - a): the same to a model
+                    if OPERATORS[op].ordered:
                         out.append((b, a, op))
         return [f for f in out if len(f) <= max_feature_length]
 
@@ -310,7 +309,7 @@ class FeatureScreen:
                 out += [s + other + (op,) for op in BINARY]
             for j, other in enumerate(seeds):
                 if j != i:
-                    out += [s + other + (op,) for op in BINARY if j > i or op not in _SYMMETRIC + ("-",)]
+                    out += [s + other + (op,) for op in BINARY if j > i or OPERATORS[op].ordered]
         return [f for f in dict.fromkeys(out) if len(f) <= max_feature_length]
 
     def search(self, max_feature_length: int, max_candidates: int = 6000, n_seeds: int = 12,

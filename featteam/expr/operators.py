@@ -117,12 +117,17 @@ class Operator:
         ``apply(values, state) -> values``.
     domain : str
         The protection used, in words (for documentation and prompts).
+    ordered : bool
+        For a binary operator: whether swapping its operands makes another feature to a
+        tree model.  ``a + b``, ``a * b``, ``min(a, b)`` and ``max(a, b)`` commute, and
+        ``b - a`` is ``-(a - b)``, the same splits; ``a / b`` and ``b / a`` differ.
     """
 
     token: str
     arity: int
     infix: str
     domain: str
+    ordered: bool = True
     function: Callable[..., np.ndarray] | None = None
     fit: Callable[[np.ndarray], dict[str, Any]] | None = None
     apply: Callable[[np.ndarray, dict[str, Any]], np.ndarray] | None = None
@@ -143,8 +148,17 @@ def _stateful(token: str, fit: Callable, apply: Callable, domain: str) -> Operat
     return Operator(token=token, arity=1, infix=token + "({0})", domain=domain, fit=fit, apply=apply)
 
 
-def _binary(token: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray], domain: str = "all reals") -> Operator:
-    return Operator(token=token, arity=2, infix="({0} " + token + " {1})", function=function, domain=domain)
+def _binary(token: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray], domain: str = "all reals",
+            ordered: bool = True) -> Operator:
+    return Operator(token=token, arity=2, infix="({0} " + token + " {1})", function=function, domain=domain,
+                    ordered=ordered)
+
+
+def _binary_call(token: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 ordered: bool) -> Operator:
+    """A binary operator written as a function call, ``min(a, b)``."""
+    return Operator(token=token, arity=2, infix=token + "({0}, {1})", function=function, domain="all reals",
+                    ordered=ordered)
 
 
 _ALL = [
@@ -160,13 +174,17 @@ _ALL = [
     _unary("log", _log, "log(max(|x|, 1e-12))"),
     _unary("reciprocal", _reciprocal, "1 / x, with |x| floored at 1e-12"),
     _unary("cube", lambda x: x * x * x),
-    _binary("+", np.add),
-    _binary("-", np.subtract),
-    _binary("*", np.multiply),
+    _binary("+", np.add, ordered=False),
+    _binary("-", np.subtract, ordered=False),
+    _binary("*", np.multiply, ordered=False),
     _binary("/", _divide, "a / b, with |b| floored at 1e-12"),
+    # Not in the method's set (MOAT's and ELLM-FT's 16): OpenFE's pairwise min and max, which a
+    # forest cannot build from splits on a and b alone (BENCHMARKS.md, issue 13).
+    _binary_call("min", np.minimum, ordered=False),
+    _binary_call("max", np.maximum, ordered=False),
 ]
 
-#: token -> Operator, in the canonical order (12 unary, then 4 binary).
+#: token -> Operator, in the canonical order (12 unary, then 6 binary).
 OPERATORS: dict[str, Operator] = {op.token: op for op in _ALL}
 UNARY: tuple[str, ...] = tuple(t for t, op in OPERATORS.items() if op.arity == 1)
 BINARY: tuple[str, ...] = tuple(t for t, op in OPERATORS.items() if op.arity == 2)

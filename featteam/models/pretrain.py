@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import FeatteamError
-from ..settings import cache_lock
+from ..expr import OPERATORS
 from ..expr.sequence import DEFAULT_MAX_FEATURE_LENGTH, DEFAULT_MAX_FEATURES, DEFAULT_MAX_LENGTH
 from ..report import PretrainMetrics
-from ..settings import cache_dir
+from ..settings import cache_dir, cache_lock
 
 if TYPE_CHECKING:
     from .student import StudentConfig
@@ -115,7 +115,10 @@ class PretrainConfig:
         return cls(lora_r=student.lora_r, lora_alpha=student.lora_alpha)
 
     def key(self, base_model: str) -> str:
-        data = {"schema": PRETRAIN_SCHEMA, "base_model": base_model, **asdict(self)}
+        # The operators are the expression tokens it trains rows for: a change to the registry
+        # makes another state without a schema bump.
+        data = {"schema": PRETRAIN_SCHEMA, "base_model": base_model, "operators": list(OPERATORS),
+                **asdict(self)}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
