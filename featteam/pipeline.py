@@ -20,6 +20,7 @@ from .data import Dataset, load_dataset
 from .errors import FeatteamError
 from .engine import Engine, make_engine
 from .evaluation import Evaluator
+from .expr import OPERATORS
 from .llm.base import redact_url
 from .records import read_jsonl, write_jsonl
 from .report import DataSummary, RunReport, ScreenSummary
@@ -93,10 +94,12 @@ class Run:
         return self._data_key_cache
 
     def step_key(self, step: Step) -> str:
-        """The key of ``step``'s result: the data and the settings of this step and every step before it."""
+        """The key of ``step``'s result: the data, the settings of this step and every step before
+        it, and the operators (the vocabulary its models and candidates are written in)."""
         index = STEP_NAMES.index(step.name)
         settings = tuple(s for earlier in STEPS[: index + 1] for s in earlier.settings)
-        return self._data_key() + ":" + self.config.key(*settings)
+        language = hashlib.sha256(" ".join(OPERATORS).encode()).hexdigest()[:8]
+        return f"{self._data_key()}:{self.config.key(*settings)}:{language}"
 
     def done(self, step: Step) -> bool:
         return (getattr(self.report.steps, step.name) is not None

@@ -219,3 +219,19 @@ def test_a_safety_stop_is_reported_as_not_reproducible(tmp_path, table):
     run.execute(stop_after="latent")
     assert run.report.steps.latent.training.stopped_by == "time limit"
     assert run.safety_stops() and "latent model" in run.safety_stops()[0]
+
+
+def test_a_run_made_with_other_operators_is_not_resumed(tmp_path, table, monkeypatch):
+    """The steps' models are written in the operators' vocabulary: a run directory made by a
+    featteam with another registry (here one operator fewer) runs its steps again."""
+    import featteam.pipeline as pipeline
+    from featteam.steps.golden import GoldenStep
+
+    path, _ = table
+    config = FitConfig.from_preset("quick", n_golden=12, teacher="none")
+    out = tmp_path / "r"
+    Run(out, path, "y", config, n_jobs=1, progress=False).execute(stop_after="golden")
+    assert Run(out, path, "y", config, n_jobs=1, progress=False).done(GoldenStep())
+    older = {token: op for token, op in pipeline.OPERATORS.items() if token != "max"}
+    monkeypatch.setattr(pipeline, "OPERATORS", older)
+    assert not Run(out, path, "y", config, n_jobs=1, progress=False).done(GoldenStep())
