@@ -15,8 +15,6 @@ from .expr.vocab import feature_token
 _UNARY_WEIGHTS = {"log": 2.0, "sqrt": 2.0, "square": 1.5, "reciprocal": 1.5, "quan_trans": 1.0,
                   "sigmoid": 1.0, "tanh": 1.0, "cube": 1.0, "sin": 0.5, "cos": 0.5,
                   "stand_scaler": 0.5, "minmax_scaler": 0.5}
-#: Binary operators drawn less often: arithmetic stays the usual way to combine two features.
-_BINARY_WEIGHTS = {"min": 0.5, "max": 0.5}
 
 
 class Explorer:
@@ -46,8 +44,6 @@ class Explorer:
         self.rng = np.random.default_rng(random_state)
         weights = np.array([_UNARY_WEIGHTS.get(u, 1.0) for u in UNARY])
         self._unary_p = weights / weights.sum()
-        weights = np.array([_BINARY_WEIGHTS.get(b, 1.0) for b in BINARY])
-        self._binary_p = weights / weights.sum()
         self.pool = [list(f) for f in pool if len(f) <= max_feature_length]
         rank_weights = 1.0 / np.sqrt(np.arange(1, len(self.pool) + 1))
         self._pool_p = rank_weights / rank_weights.sum() if self.pool else None
@@ -60,9 +56,6 @@ class Explorer:
     def _unary(self) -> str:
         return str(self.rng.choice(UNARY, p=self._unary_p))
 
-    def _binary(self) -> str:
-        return str(self.rng.choice(BINARY, p=self._binary_p))
-
     def random_feature(self, depth: int | None = None) -> list[str]:
         """A random feature: an expression tree of depth 1-3 with at least one operator."""
         depth = int(self.rng.integers(1, 4)) if depth is None else depth
@@ -73,14 +66,14 @@ class Explorer:
             return child + [self._unary()]
         left = self.random_feature(int(self.rng.integers(0, depth)))
         right = self.random_feature(int(self.rng.integers(0, depth)))
-        return left + right + [self._binary()]
+        return left + right + [str(self.rng.choice(BINARY))]
 
     def extended(self, feature: Sequence[str]) -> list[str]:
         """``feature`` going on: wrapped in a unary operator, or combined with a new small feature
         (even odds)."""
         if self.rng.random() < 0.5:
             return list(feature) + [self._unary()]
-        return list(feature) + self.random_feature(1) + [self._binary()]
+        return list(feature) + self.random_feature(1) + [str(self.rng.choice(BINARY))]
 
     def check(self, tokens: Sequence[str]) -> None:
         """Raise InvalidSequence unless ``tokens`` is well-formed within this explorer's limits."""
@@ -133,11 +126,11 @@ class Explorer:
             elif kind == 1:  # another operator of the same arity
                 spots = [j for j, t in enumerate(feature) if t in UNARY or t in BINARY]
                 j = int(self.rng.choice(spots))
-                feature[j] = self._unary() if feature[j] in UNARY else self._binary()
+                feature[j] = self._unary() if feature[j] in UNARY else str(self.rng.choice(BINARY))
             elif kind == 2:  # wrap in a unary operator
                 feature.append(self._unary())
             elif kind == 3:  # combine with a new small feature
-                feature += self.random_feature(1) + [self._binary()]
+                feature += self.random_feature(1) + [str(self.rng.choice(BINARY))]
             elif kind == 4 and len(features) > 1:  # drop a feature
                 features.pop(i)
             elif kind == 5 and self.pool:  # replace a feature

@@ -36,10 +36,10 @@ from featteam.expr.sequence import fold_postfix, quote_name, token_arity
 COLUMNS = ["age", "income", "my col", "log", "0", "f1"]
 
 
-def test_registry_has_the_methods_operator_set_and_openfes_min_max():
+def test_registry_has_the_methods_operator_set():
     assert set(UNARY) == {"sqrt", "square", "sin", "cos", "tanh", "stand_scaler", "minmax_scaler",
                           "quan_trans", "sigmoid", "log", "reciprocal", "cube"}
-    assert set(BINARY) == {"+", "-", "*", "/", "min", "max"}
+    assert set(BINARY) == {"+", "-", "*", "/"}
     assert {t for t in BINARY if OPERATORS[t].ordered} == {"/"}
     assert {t for t, op in OPERATORS.items() if op.stateful} == {"stand_scaler", "minmax_scaler", "quan_trans"}
 
@@ -63,19 +63,6 @@ def test_render_is_readable_and_parses_back():
     assert text == "(age * income), sqrt(`my col`), ((`log` - `0`) / f1)"
     assert parse(text, COLUMNS) == tokens
     assert parse(to_postfix_text(tokens, COLUMNS), COLUMNS) == tokens
-
-
-def test_binary_calls_render_parse_back_and_keep_the_feature_separator():
-    tokens = ["f0", "f1", "min", SEP, "f0", "f1", "*", "f2", "max", "f4", "+"]
-    text = render(tokens, COLUMNS)
-    assert text == "min(age, income), (max((age * income), `my col`) + `0`)"
-    assert parse(text, COLUMNS) == tokens
-    assert parse(to_postfix_text(tokens, COLUMNS), COLUMNS) == tokens
-    # A column named like the operator is still a column, in backticks.
-    assert parse("max(`min`, a)", ["min", "a"]) == ["f0", "f1", "max"]
-    for text in ("min(age)", "min(age, income, age)", "sqrt(age, income)", "max(age, )", "min(age income)"):
-        with pytest.raises(InvalidSequence):
-            parse(text, COLUMNS)
 
 
 def test_infix_precedence_and_associativity():

@@ -36,17 +36,12 @@ def test_the_screen_ranks_the_hidden_product_first_and_noise_low():
     assert gains[("f3", "sin")] < 0.01
 
 
-def test_the_screen_writes_one_order_of_an_order_free_operator_and_sees_a_hidden_min():
-    frame = _friedman()
-    X = frame[["a", "b", "c"]].to_numpy()
-    frame["target"] = 10 * np.minimum(X[:, 0], X[:, 1]) + 5 * X[:, 2]
-    screen = FeatureScreen(Evaluator(prepare(frame, "target"), "honest"))
+def test_the_screen_writes_one_order_of_an_operator_whose_order_a_model_cannot_tell():
+    screen = FeatureScreen(Evaluator(prepare(_friedman(), "target"), "honest"))
     order1 = screen.order1()
-    assert ("f0", "f1", "min") in order1 and ("f1", "f0", "min") not in order1
+    for op in ("+", "-", "*"):
+        assert ("f0", "f1", op) in order1 and ("f1", "f0", op) not in order1
     assert ("f0", "f1", "/") in order1 and ("f1", "f0", "/") in order1
-    gains = dict(zip(order1, screen.gains(order1)))
-    assert gains[("f0", "f1", "min")] > 0.1
-    assert gains[("f3", "f4", "min")] < 0.03 and gains[("f3", "f4", "max")] < 0.03  # two noise columns
 
 
 @pytest.mark.slow  # downstream CV scores: the full suite

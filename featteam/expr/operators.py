@@ -119,8 +119,8 @@ class Operator:
         The protection used, in words (for documentation and prompts).
     ordered : bool
         For a binary operator: whether swapping its operands makes another feature to a
-        tree model.  ``a + b``, ``a * b``, ``min(a, b)`` and ``max(a, b)`` commute, and
-        ``b - a`` is ``-(a - b)``, the same splits; ``a / b`` and ``b / a`` differ.
+        tree model.  ``a + b`` and ``a * b`` commute, and ``b - a`` is ``-(a - b)``, the same
+        splits; ``a / b`` and ``b / a`` differ.
     """
 
     token: str
@@ -154,13 +154,6 @@ def _binary(token: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray]
                     ordered=ordered)
 
 
-def _binary_call(token: str, function: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                 ordered: bool) -> Operator:
-    """A binary operator written as a function call, ``min(a, b)``."""
-    return Operator(token=token, arity=2, infix=token + "({0}, {1})", function=function, domain="all reals",
-                    ordered=ordered)
-
-
 _ALL = [
     _unary("sqrt", _sqrt, "sqrt(|x|)"),
     _unary("square", np.square),
@@ -178,13 +171,9 @@ _ALL = [
     _binary("-", np.subtract, ordered=False),
     _binary("*", np.multiply, ordered=False),
     _binary("/", _divide, "a / b, with |b| floored at 1e-12"),
-    # Not in the method's set (MOAT's and ELLM-FT's 16): OpenFE's pairwise min and max, which a
-    # forest cannot build from splits on a and b alone (BENCHMARKS.md, issue 13).
-    _binary_call("min", np.minimum, ordered=False),
-    _binary_call("max", np.maximum, ordered=False),
 ]
 
-#: token -> Operator, in the canonical order (12 unary, then 6 binary).
+#: token -> Operator, in the canonical order (12 unary, then 4 binary).
 OPERATORS: dict[str, Operator] = {op.token: op for op in _ALL}
 UNARY: tuple[str, ...] = tuple(t for t, op in OPERATORS.items() if op.arity == 1)
 BINARY: tuple[str, ...] = tuple(t for t, op in OPERATORS.items() if op.arity == 2)

@@ -398,8 +398,7 @@ def render(tokens: Sequence[str], columns: Sequence[str] | None = None) -> str:
 
 
 class _InfixParser:
-    """Recursive descent over ``expr := term (+|- term)*``, ``term := factor (*|/ factor)*``;
-    a factor is a column, ``(expr)``, ``unary(expr)`` or ``binary(expr, expr)`` (``min``, ``max``).
+    """Recursive descent over ``expr := term (+|- term)*``, ``term := factor (*|/ factor)*``.
 
     Each parenthesis or function call recurses a few Python frames deep, so
     nesting is limited to :data:`MAX_NESTING` (an InvalidSequence, not a RecursionError).
@@ -460,30 +459,16 @@ class _InfixParser:
         self.nesting -= 1
         return inner
 
-    def arguments(self) -> list[str]:
-        """The two arguments of a binary call just opened, ``a, b)``: postfix ``a b``."""
-        if self.nesting >= MAX_NESTING:
-            raise InvalidSequence(ErrorKind.UNPARSABLE, f"formula nested more than {MAX_NESTING} deep")
-        self.nesting += 1
-        first = self.expr()
-        self.expect(SEP_TEXT)
-        second = self.expr()
-        self.expect(")")
-        self.nesting -= 1
-        return first + second
-
     def factor(self) -> list[str]:
         kind, value = self.take()
         if (kind, value) == ("punct", "("):
             return self.nested()
         if kind == "name" and self.peek() == ("punct", "("):
             op = OPERATORS.get(value)
-            if op is None or not op.infix.startswith(value + "("):
+            if op is None or op.arity != 1:
                 raise InvalidSequence(ErrorKind.UNKNOWN_TOKEN, f"unknown function {value!r}")
             self.take()
-            if op.arity == 1:
-                return self.nested() + [value]
-            return self.arguments() + [value]
+            return self.nested() + [value]
         if kind in ("name", "qname"):
             return [_resolve_name(value, self.lookup, quoted=kind == "qname")]
         raise InvalidSequence(ErrorKind.UNPARSABLE, f"unexpected {value!r}")
