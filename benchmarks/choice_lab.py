@@ -19,46 +19,33 @@ Run it on a copy of the run directories: resuming appends to their score logs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from finished_runs import replay_into, resumed
+
 
 def finalists(run_dir: Path) -> list[dict]:
-    from featteam.engine import make_engine
-    from featteam.pipeline import Run
-    from featteam.report import RunReport
     from featteam.selection import _options, best_of_each_mode, compare_on_choice_rows
-    from featteam.steps import STEPS
 
-    report = RunReport.load(run_dir / "report.json")
-    run = Run(run_dir, report.data.path, report.data.target, report.config, n_jobs=1, progress=False)
-    engine = make_engine(1, None)
-    dataset, evaluator = run.load(engine)
-    if evaluator.protocol != "honest":
-        raise SystemExit(f"{run_dir}: not an honest run")
-    for step in STEPS:
-        if not run.done(step):
-            raise SystemExit(f"{run_dir}: the {step.name} step is not done; this script never runs a step")
-    pool = run.screen(evaluator)
-    candidates = [c for c in run.read_candidates("golden.jsonl") + run.read_candidates() if c.scored]
-    options = _options(candidates, best_of_each_mode(candidates), evaluator, report.config.max_selected_features,
-                       pool, list(dataset.X.columns))
-    compared = set(compare_on_choice_rows(options, range(len(options)), evaluator))
-    original_test = evaluator.final_score(None)
-    rows = []
-    for i, option in enumerate(options):
-        row = {"run": run_dir.name, "dataset": dataset.name, "label": option.label,
-               "n_features": len(option.features), "search": option.scores[0],
-               "search_gain": option.scores[0] - options[0].scores[0],
-               "choice_rows": len(evaluator.choice_rows)}
-        if i in compared:
-            row["gain"], row["se"] = option.gain, option.standard_error
-            row["test_gain"] = (evaluator.final_score(option.tokens) - original_test) if option.tokens else 0.0
-        else:
-            row["error"] = "its columns cannot be computed on a fold of the choice rows"
-        rows.append(row)
-    engine.close()
+    with resumed(run_dir, "honest") as finished:
+        dataset, evaluator = finished.dataset, finished.evaluator
+        options = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
+                           finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
+        compared = set(compare_on_choice_rows(options, range(len(options)), evaluator))
+        original_test = evaluator.final_score(None)
+        rows = []
+        for i, option in enumerate(options):
+            row = {"run": run_dir.name, "dataset": dataset.name, "label": option.label,
+                   "n_features": len(option.features), "search": option.scores[0],
+                   "search_gain": option.scores[0] - options[0].scores[0],
+                   "choice_rows": len(evaluator.choice_rows)}
+            if i in compared:
+                row["gain"], row["se"] = option.gain, option.standard_error
+                row["test_gain"] = (evaluator.final_score(option.tokens) - original_test) if option.tokens else 0.0
+            else:
+                row["error"] = "its columns cannot be computed on a fold of the choice rows"
+            rows.append(row)
     return rows
 
 
@@ -67,15 +54,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    done = set()
-    if args.out.exists():
-        done = {json.loads(line)["run"] for line in args.out.read_text().splitlines() if line.strip()}
-    for run_dir in args.runs:
-        if run_dir.name in done:
-            continue
-        rows = finalists(run_dir)
-        with args.out.open("a") as handle:
-            handle.writelines(json.dumps(row) + "\n" for row in rows)
+    for run_dir, rows in replay_into(args.out, args.runs, finalists):
         print(run_dir.name, len(rows), "finalists", flush=True)
 
 

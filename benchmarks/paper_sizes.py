@@ -18,40 +18,26 @@ featteam that made them: a run made by another version is not "done" for this on
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from finished_runs import replay_into, resumed
+
 
 def replay(run_dir: Path, sizes: list[int]) -> list[dict]:
-    from featteam.engine import make_engine
-    from featteam.pipeline import Run
-    from featteam.report import RunReport
-    from featteam.selection import _options, best_of_each_mode
-    from featteam.steps import STEPS
+    from featteam.selection import _options, best_of_each_mode, choose
 
-    report = RunReport.load(run_dir / "report.json")
-    run = Run(run_dir, report.data.path, report.data.target, report.config, n_jobs=1, progress=False)
-    engine = make_engine(1, None)
-    dataset, evaluator = run.load(engine)
-    if evaluator.protocol != "paper":
-        raise SystemExit(f"{run_dir}: not a paper-protocol run")
-    for step in STEPS:
-        if not run.done(step):
-            raise SystemExit(f"{run_dir}: the {step.name} step is not done; this script never runs a step")
-    pool = run.screen(evaluator)
-    candidates = [c for c in run.read_candidates("golden.jsonl") + run.read_candidates() if c.scored]
-    rows = []
-    for size in sizes:
-        options = _options(candidates, best_of_each_mode(candidates), evaluator, size, pool,
-                           list(dataset.X.columns))
-        best = min(options, key=lambda o: (-o.scores[0], len(o.features)))  # the paper protocol's choice
-        chosen = best if best.scores[0] > options[0].scores[0] else options[0]
-        rows.append({"run": run_dir.name, "dataset": dataset.name, "max_selected_features": size,
-                     "chosen": chosen.label, "n_features": len(chosen.features),
-                     "score": evaluator.final_score(chosen.tokens or None),
-                     "finalists": {o.label: round(o.scores[0], 6) for o in options}})
-    engine.close()
+    with resumed(run_dir, "paper") as finished:
+        dataset, evaluator = finished.dataset, finished.evaluator
+        rows = []
+        for size in sizes:
+            options = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator, size,
+                               finished.pool, list(dataset.X.columns))
+            chosen = choose(options, evaluator, margin=0.0)  # the paper protocol's: the best search score
+            rows.append({"run": run_dir.name, "dataset": dataset.name, "max_selected_features": size,
+                         "chosen": chosen.label, "n_features": len(chosen.features),
+                         "score": evaluator.final_score(chosen.tokens or None),
+                         "finalists": {o.label: round(o.scores[0], 6) for o in options}})
     return rows
 
 
@@ -61,15 +47,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[12, 24, 48])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    done = set()
-    if args.out.exists():
-        done = {json.loads(line)["run"] for line in args.out.read_text().splitlines() if line.strip()}
-    for run_dir in args.runs:
-        if run_dir.name in done:
-            continue
-        rows = replay(run_dir, args.sizes)
-        with args.out.open("a") as handle:
-            handle.writelines(json.dumps(row) + "\n" for row in rows)
+    for run_dir, rows in replay_into(args.out, args.runs, lambda run_dir: replay(run_dir, args.sizes)):
         print(run_dir.name, *(f"{r['max_selected_features']}: {r['chosen']} {r['score']:.4f}" for r in rows),
               sep="  ", flush=True)
 

@@ -1,0 +1,66 @@
+"""Finished runs resumed for analysis: the part the replay scripts (``choice_lab.py``,
+``paper_sizes.py``) share.  Nothing is searched again: a run whose steps are not all done
+with this featteam is refused."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+
+@dataclass
+class FinishedRun:
+    """A finished run, loaded: what the choice reads."""
+
+    config: Any
+    dataset: Any
+    evaluator: Any
+    #: the screen's own best features (the bank's pool)
+    pool: list
+    #: every scored candidate of every mode, the golden set's included
+    candidates: list
+
+
+@contextmanager
+def resumed(run_dir: Path, protocol: str) -> Iterator[FinishedRun]:
+    """The finished run in ``run_dir`` under ``protocol``, with a one-process engine closed on exit.
+
+    Raises SystemExit when the run is of another protocol or a step is not done."""
+    from featteam.engine import make_engine
+    from featteam.pipeline import Run
+    from featteam.report import RunReport
+    from featteam.steps import STEPS
+
+    report = RunReport.load(run_dir / "report.json")
+    run = Run(run_dir, report.data.path, report.data.target, report.config, n_jobs=1, progress=False)
+    engine = make_engine(1, None)
+    try:
+        dataset, evaluator = run.load(engine)
+        if evaluator.protocol != protocol:
+            raise SystemExit(f"{run_dir}: not a run under the {protocol} protocol")
+        for step in STEPS:
+            if not run.done(step):
+                raise SystemExit(f"{run_dir}: the {step.name} step is not done; this script never runs a step")
+        candidates = [c for c in run.read_candidates("golden.jsonl") + run.read_candidates() if c.scored]
+        yield FinishedRun(report.config, dataset, evaluator, run.screen(evaluator), candidates)
+    finally:
+        engine.close()
+
+
+def replay_into(out: Path, runs: Sequence[Path],
+                replay: Callable[[Path], list[dict]]) -> Iterator[tuple[Path, list[dict]]]:
+    """``replay`` each of ``runs`` not yet in ``out`` (JSON lines, each with its ``run``'s name)
+    and append its rows there: a stopped analysis resumes.  Yields each run replayed, with its rows."""
+    done = set()
+    if out.exists():
+        done = {json.loads(line)["run"] for line in out.read_text().splitlines() if line.strip()}
+    for run_dir in runs:
+        if run_dir.name in done:
+            continue
+        rows = replay(run_dir)
+        with out.open("a") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+        yield run_dir, rows
