@@ -13,7 +13,7 @@ import pytest
 
 from featteam.bench.methods import GROUP_METHODS, QUICK_DATASETS
 from featteam.bench.report import markdown, results_frame, write_results
-from featteam.bench.runner import BenchConfig, plan, run_bench
+from featteam.bench.runner import BenchConfig, plan, run_bench, search_rows
 from featteam.cli import main
 from featteam.errors import FeatteamError
 
@@ -64,6 +64,16 @@ def test_plan_runs_the_original_once_and_every_group_per_seed(suite, tmp_path):
         plan(BenchConfig(out=tmp_path, data_dir=suite, datasets=["nope"]), manifest)
     with pytest.raises(FeatteamError, match="MANIFEST.json"):
         run_bench(BenchConfig(out=tmp_path, data_dir=tmp_path / "missing"), progress=False)
+
+
+def test_search_rows_are_the_presets_unless_set(tmp_path):
+    # --preset paper must search the whole test split as the literature does (the bench once
+    # scored it on 2000 rows whatever the preset said); a number given, 0 included, wins.
+    def rows(preset, given=None):
+        return search_rows(BenchConfig(out=tmp_path, data_dir=tmp_path, preset=preset, max_search_rows=given))
+
+    assert (rows("quick"), rows("default"), rows("paper")) == (2000, 5000, 0)
+    assert (rows("paper", 2000), rows("quick", 0), rows("default", 300)) == (2000, 0, 300)
 
 
 def test_quick_subset_is_in_the_suite_and_covers_both_tasks(shared_datasets):

@@ -26,8 +26,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--protocol", dest="protocols", nargs="+", choices=["honest", "paper"], default=["honest"])
     p.add_argument("--preset", choices=list(PRESETS), default="quick", help="featteam's preset (default: quick)")
-    p.add_argument("--max-search-rows", type=int, default=2000,
-                   help="featteam scores candidates on at most this many rows (default 2000; 0: all rows)")
+    p.add_argument("--max-search-rows", type=int,
+                   help="featteam scores candidates on at most this many rows (default: the preset's - quick 2000, "
+                        "default 5000, paper every row; 0: every row)")
     p.add_argument("--time-limit", type=float, default=1200.0, help="seconds per configuration (default 1200)")
     p.add_argument("--jobs", type=int, default=1, help="configurations run at once (default 1)")
     p.add_argument("--threads", type=int, help="threads per configuration (default: cores / jobs)")
@@ -76,7 +77,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     config = BenchConfig(out=Path(args.out), data_dir=Path(args.data_dir), datasets=args.datasets,
                          methods=args.methods, seeds=args.seeds, protocols=args.protocols, preset=args.preset,
-                         max_search_rows=args.max_search_rows or None, time_limit=args.time_limit, jobs=args.jobs,
+                         max_search_rows=args.max_search_rows, time_limit=args.time_limit, jobs=args.jobs,
                          threads=args.threads, peer_python=args.peer_python, rerun_failed=args.rerun_failed)
     start = time.perf_counter()
     if args.report_only:

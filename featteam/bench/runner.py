@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import PRESETS
 from ..errors import FeatteamError
 from .methods import GROUP_METHODS, METHODS, PEER_GROUPS, groups_for, load_manifest, resolve_datasets
 
@@ -38,7 +39,8 @@ class BenchConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     protocols: list[str] = field(default_factory=lambda: ["honest"])
     preset: str = "quick"
-    max_search_rows: int | None = 2000
+    #: rows featteam scores candidates on (None: the preset's; 0: every row)
+    max_search_rows: int | None = None
     time_limit: float = 1200.0
     jobs: int = 1
     threads: int | None = None
@@ -85,8 +87,17 @@ def _spec(job: Job, config: BenchConfig, manifest: dict[str, Any]) -> dict[str, 
     entry = manifest["datasets"][job.dataset]
     return {"dataset": job.dataset, "data": str((Path(config.data_dir) / entry["file"]).resolve()),
             "target": entry.get("target", "label"), "protocol": job.protocol, "group": job.group,
-            "seed": job.seed, "preset": config.preset, "max_search_rows": config.max_search_rows,
+            "seed": job.seed, "preset": config.preset, "max_search_rows": search_rows(config),
             "settings": config.featteam_settings, "n_jobs": _threads(config), "run_dir": str((Path(config.out) / "runs" / job.name).resolve())}
+
+
+def search_rows(config: BenchConfig) -> int:
+    """The rows featteam's search scores candidates on in this benchmark (0: every row): the
+    preset's own unless ``max_search_rows`` says otherwise, so ``--preset paper`` searches the
+    whole test split as the literature does."""
+    if config.max_search_rows is not None:
+        return config.max_search_rows
+    return PRESETS[config.preset].get("max_search_rows") or 0
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
