@@ -13,7 +13,7 @@ import pytest
 
 from featteam.bench.methods import GROUP_METHODS, QUICK_DATASETS
 from featteam.bench.report import markdown, results_frame, write_results
-from featteam.bench.runner import BenchConfig, plan, run_bench, search_rows
+from featteam.bench.runner import TIME_LIMITS, BenchConfig, plan, run_bench, search_rows, time_limit
 from featteam.cli import main
 from featteam.errors import FeatteamError
 
@@ -74,6 +74,15 @@ def test_search_rows_are_the_presets_unless_set(tmp_path):
 
     assert (rows("quick"), rows("default"), rows("paper")) == (2000, 5000, 0)
     assert (rows("paper", 2000), rows("quick", 0), rows("default", 300)) == (2000, 0, 300)
+
+
+def test_time_limit_is_the_presets_unless_set(tmp_path):
+    from featteam.config import PRESETS
+
+    assert set(TIME_LIMITS) == set(PRESETS)  # every preset has one
+    limit = {p: time_limit(BenchConfig(out=tmp_path, data_dir=tmp_path, preset=p)) for p in ("quick", "paper")}
+    assert limit == {"quick": 1200.0, "paper": 7200.0}  # paper's higgs fit takes about 2600 s
+    assert time_limit(BenchConfig(out=tmp_path, data_dir=tmp_path, preset="paper", time_limit=30.0)) == 30.0
 
 
 def test_quick_subset_is_in_the_suite_and_covers_both_tasks(shared_datasets):

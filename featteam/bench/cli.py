@@ -29,7 +29,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-search-rows", type=int,
                    help="featteam scores candidates on at most this many rows (default: the preset's - quick 2000, "
                         "default 5000, paper every row; 0: every row)")
-    p.add_argument("--time-limit", type=float, default=1200.0, help="seconds per configuration (default 1200)")
+    p.add_argument("--time-limit", type=float,
+                   help="seconds per configuration, a safety stop (default: the preset's - 1200 for quick and demo, "
+                        "3600 for default, 7200 for paper)")
     p.add_argument("--jobs", type=int, default=1, help="configurations run at once (default 1)")
     p.add_argument("--threads", type=int, help="threads per configuration (default: cores / jobs)")
     p.add_argument("--peer-python",

@@ -41,7 +41,8 @@ class BenchConfig:
     preset: str = "quick"
     #: rows featteam scores candidates on (None: the preset's; 0: every row)
     max_search_rows: int | None = None
-    time_limit: float = 1200.0
+    #: seconds per configuration, a safety stop (None: the preset's, :data:`TIME_LIMITS`)
+    time_limit: float | None = None
     jobs: int = 1
     threads: int | None = None
     peer_python: str | None = None
@@ -89,6 +90,18 @@ def _spec(job: Job, config: BenchConfig, manifest: dict[str, Any]) -> dict[str, 
             "target": entry.get("target", "label"), "protocol": job.protocol, "group": job.group,
             "seed": job.seed, "preset": config.preset, "max_search_rows": search_rows(config),
             "settings": config.featteam_settings, "n_jobs": _threads(config), "run_dir": str((Path(config.out) / "runs" / job.name).resolve())}
+
+
+#: Each preset's time limit per configuration by default: well above the suite's slowest fit
+#: on a 2-core machine (quick: higgs about 190 s; paper: higgs's 10,000-row split about 2600 s,
+#: BENCHMARKS.md ``paper39``).  A limit is a safety stop; budgets are counted in candidates,
+#: epochs and steps.
+TIME_LIMITS: dict[str, float] = {"demo": 1200.0, "quick": 1200.0, "default": 3600.0, "paper": 7200.0}
+
+
+def time_limit(config: BenchConfig) -> float:
+    """Seconds a configuration may run before it is stopped (and recorded as a timeout)."""
+    return config.time_limit if config.time_limit is not None else TIME_LIMITS[config.preset]
 
 
 def search_rows(config: BenchConfig) -> int:
@@ -173,7 +186,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> list[dict[str, Any]
             for item in list(running):
                 elapsed = time.perf_counter() - item.started
                 code = item.process.poll()
-                if code is None and elapsed <= config.time_limit:
+                if code is None and elapsed <= time_limit(config):
                     continue
                 if code is None:  # over its time limit: stop the whole process group
                     os.killpg(item.process.pid, signal.SIGKILL)
@@ -195,7 +208,7 @@ def _collect(item: _Running, code: int | None, elapsed: float, config: BenchConf
     base = _base_row(item.job, manifest)
     if code is None:
         return [{**base, "method": m, "status": "timeout", "fit_seconds": round(elapsed, 1),
-                 "message": f"stopped after the {config.time_limit:.0f} s limit"} for m in GROUP_METHODS[item.job.group]]
+                 "message": f"stopped after the {time_limit(config):.0f} s limit"} for m in GROUP_METHODS[item.job.group]]
     if code != 0 or not item.result.exists():
         tail = item.log.read_text(errors="replace").strip().splitlines()[-1:] if item.log.exists() else []
         return [{**base, "method": m, "status": "error", "fit_seconds": round(elapsed, 1),
