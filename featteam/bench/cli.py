@@ -10,9 +10,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from ..config import PRESETS
 from .methods import METHODS, QUICK_DATASETS
+from .runner import TIME_LIMITS
+
+
+def _by_preset(value_of: Callable[[str], object]) -> str:
+    """Each preset's default of a bench setting, for its help (stated where the default is)."""
+    return ", ".join(f"{preset} {value_of(preset)}" for preset in PRESETS)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -26,12 +33,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--protocol", dest="protocols", nargs="+", choices=["honest", "paper"], default=["honest"])
     p.add_argument("--preset", choices=list(PRESETS), default="quick", help="featteam's preset (default: quick)")
+    rows = _by_preset(lambda preset: PRESETS[preset].get("max_search_rows") or "every row")
     p.add_argument("--max-search-rows", type=int,
-                   help="featteam scores candidates on at most this many rows (default: the preset's - quick 2000, "
-                        "default 5000, paper every row; 0: every row)")
+                   help=f"featteam scores candidates on at most this many rows (default: the preset's - {rows}; "
+                        "0: every row)")
     p.add_argument("--time-limit", type=float,
-                   help="seconds per configuration, a safety stop (default: the preset's - 1200 for quick and demo, "
-                        "3600 for default, 7200 for paper)")
+                   help="seconds per configuration, a safety stop (default: the preset's - "
+                        f"{_by_preset(lambda preset: f'{TIME_LIMITS[preset]:g}')})")
     p.add_argument("--jobs", type=int, default=1, help="configurations run at once (default 1)")
     p.add_argument("--threads", type=int, help="threads per configuration (default: cores / jobs)")
     p.add_argument("--peer-python",
