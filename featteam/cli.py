@@ -177,6 +177,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, args.target, task=args.task, nan=args.nan, drop_redundant=args.drop_redundant)
     evaluator = Evaluator(dataset, protocol=args.protocol, model=args.downstream_model, n_jobs=args.n_jobs,
                           max_tree_rows=args.max_tree_rows)
+    dataset = evaluator.dataset  # as the protocol reads it (honest: its columns read on the training split)
     result = {"dataset": dataset.name, "rows": dataset.n_rows, "features": dataset.X.shape[1],
               "task": dataset.task, "metric": evaluator.metric_name, "protocol": args.protocol,
               "original_features": round(evaluator.final_score(None), 6)}

@@ -269,6 +269,22 @@ class Preprocessor:
         return cls(list(columns), {k: list(v) for k, v in categories.items()}, dict(source_names), unit)
 
 
+@dataclass(frozen=True)
+class RawFeatures:
+    """The feature columns of a table as :func:`prepare` received them, kept so that the reading
+    can be decided again on a subset of the rows (:meth:`Dataset.read_on`).
+
+    ``frame`` holds them only when at least one column is not already numbers (text, mixed
+    values), the only case where a reading needs the raw values; a table of numeric, boolean and
+    date columns is read again from its numbers, with no second copy."""
+
+    names: list[str]                  # every feature column's clean name, in the table's order
+    source_names: dict[str, Any]      # clean name -> raw column label
+    frame: pd.DataFrame | None        # the raw columns by position (None: every column numeric)
+    drop_redundant: bool
+    nan: Literal["impute", "refuse"]
+
+
 @dataclass
 class Dataset:
     """A prepared table: numeric features (NaN allowed), encoded target and task."""
@@ -281,33 +297,39 @@ class Dataset:
     classes: list[Any] | None = None
     notes: list[str] = field(default_factory=list)
     name: str = "data"
+    raw: RawFeatures | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_rows(self) -> int:
         return len(self.X)
 
-    def with_categories_of(self, rows: np.ndarray) -> "Dataset":
-        """This dataset with its text columns' categories learnt from ``rows`` only.
+    def read_on(self, rows: np.ndarray) -> "Dataset":
+        """This dataset as it reads when every decision about its columns is made on ``rows`` only.
 
-        :func:`prepare` codes a text column's categories over the whole table; a category that
-        appears only outside ``rows`` (the honest protocol's test split) becomes a missing value,
-        as it is in new rows after deployment (:meth:`Preprocessor.transform`), and the others are
-        coded again in the same (sorted) order.  The preprocessor keeps ``rows``' categories only."""
-        if not self.preprocessor.categories:
+        :func:`prepare` decides on every row whether a column is numeric or text, which categories
+        a text column has, whether it is free text, and (without usable values, or constant or
+        duplicate with ``drop_redundant``) whether it is dropped.  Here those decisions see ``rows``
+        (the honest protocol's training split) and nothing else; the other rows are read the way
+        new rows are after deployment (:meth:`Preprocessor.transform`): a category only they hold
+        is a missing value.  A decision that comes out differently is logged and added to
+        ``notes``."""
+        if self.raw is None:
             return self
-        X = self.X.copy()
-        categories: dict[str, list[str]] = {}
-        for name, known in self.preprocessor.categories.items():
-            codes = X[name].to_numpy(dtype=np.float64)
-            seen = np.unique(codes[rows][~np.isnan(codes[rows])]).astype(np.int64)
-            recode = np.full(len(known), np.nan)
-            recode[seen] = np.arange(len(seen))
-            coded = ~np.isnan(codes)
-            new = np.full(len(codes), np.nan)
-            new[coded] = recode[codes[coded].astype(np.int64)]
-            X[name] = new
-            categories[name] = [known[i] for i in seen]
-        return replace(self, X=X, preprocessor=replace(self.preprocessor, categories=categories))
+        rows = np.asarray(rows)
+        notes: list[str] = []
+        if self.raw.frame is None:  # numbers only: only the drops can differ
+            X, preprocessor = self.X, self.preprocessor
+        else:
+            X, preprocessor, _ = _read_features(self.raw, rows, notes)
+        X, preprocessor = _drop_unusable(X, preprocessor, rows, self.raw.drop_redundant, notes)
+        if self.raw.nan == "refuse":
+            _refuse_missing(X.iloc[rows])
+        changed = [f"on the training rows only: {note}" for note in notes if note not in self.notes]
+        if list(X.columns) == self.preprocessor.columns and preprocessor == self.preprocessor and not changed:
+            return self
+        for note in changed:
+            logger.warning(note)
+        return replace(self, X=X.reset_index(drop=True), preprocessor=preprocessor, notes=self.notes + changed)
 
 
 def _to_float(column: pd.Series, datetime_unit: str = "s") -> pd.Series:
@@ -461,70 +483,107 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
 
     names = _clean_names(list(features.columns), notes)
     source_names = dict(zip(names, features.columns))
+    as_numbers = all(pd.api.types.is_numeric_dtype(features.iloc[:, i]) or
+                     pd.api.types.is_datetime64_any_dtype(features.iloc[:, i]) for i in range(features.shape[1]))
+    raw = RawFeatures(names, source_names, None if as_numbers else features.reset_index(drop=True),
+                      drop_redundant, nan)
+    X, preprocessor, n_inf = _read_features(replace(raw, frame=features), None, notes)
+    X, preprocessor = _drop_unusable(X, preprocessor, None, drop_redundant, notes)
+
+    if nan == "refuse":
+        _refuse_missing(X)
+    missing = X.isna().sum()
+    missing = missing[missing > 0]
+    if len(missing):
+        detail = ", ".join(f"{c!r}: {n}" for c, n in missing.items())
+        notes.append(f"missing or infinite values ({n_inf} infinite) will be imputed with training medians: {detail}")
+    for note in notes:
+        logger.warning(note)
+    X = X.reset_index(drop=True)
+    return Dataset(X=X, y=y, task=task, target=str(target), preprocessor=preprocessor,
+                   classes=classes, notes=notes, name=name, raw=raw)
+
+
+def _refuse_missing(X: pd.DataFrame) -> None:
+    """Raise the error of ``nan='refuse'`` when ``X`` holds a missing value."""
+    missing = X.isna().sum()
+    missing = missing[missing > 0]
+    if len(missing):
+        detail = ", ".join(f"{c!r}: {n}" for c, n in missing.items())
+        raise DataError(f"missing or infinite values in {detail} (use nan='impute' / --nan impute "
+                        "to fill them with training medians)")
+
+
+def _read_features(raw: RawFeatures, rows: np.ndarray | None,
+                   notes: list[str]) -> tuple[pd.DataFrame, Preprocessor, int]:
+    """Every feature column as numbers, each decision made on ``rows`` only (None: every row).
+
+    A column is numeric when at least :data:`NUMERIC_SHARE` of its values there read as numbers;
+    otherwise it is text, coded by its sorted categories there (a value they do not hold is a
+    missing value), or dropped as free text when it has too many.  Returns the features of every
+    row, the reading as a :class:`Preprocessor` and how many values were infinite."""
+    frame = raw.frame
     columns: dict[str, pd.Series] = {}
     categories: dict[str, list[str]] = {}
-    for clean, raw in source_names.items():
-        column = features[raw]
-        if isinstance(column, pd.DataFrame):  # duplicate raw labels: take by position
-            column = features.iloc[:, names.index(clean)]
+    for position, clean in enumerate(raw.names):
+        column = frame.iloc[:, position]
+        seen = column if rows is None else column.iloc[rows]
         numeric = _to_float(column)
-        non_missing = column.notna().sum()
-        if non_missing and numeric.notna().sum() >= NUMERIC_SHARE * non_missing:
-            lost = int(non_missing - numeric.notna().sum())
+        seen_numeric = numeric if rows is None else numeric.iloc[rows]
+        non_missing = seen.notna().sum()
+        if non_missing and seen_numeric.notna().sum() >= NUMERIC_SHARE * non_missing:
+            lost = int(non_missing - seen_numeric.notna().sum())
             if lost:
                 notes.append(f"column {clean!r}: numeric, but {lost} of its {int(non_missing)} values are "
                              "not numbers: those non-numeric value(s) are treated as missing")
             columns[clean] = numeric
             continue
         text = column.astype("string")
-        uniques = sorted(text.dropna().unique().tolist())
-        if len(uniques) <= MAX_CATEGORIES and len(uniques) <= max(2, 0.5 * len(text)):
+        uniques = sorted((text if rows is None else text.iloc[rows]).dropna().unique().tolist())
+        if len(uniques) <= MAX_CATEGORIES and len(uniques) <= max(2, 0.5 * len(seen)):
             categories[clean] = uniques
             columns[clean] = text.map({c: float(i) for i, c in enumerate(uniques)}).astype(float)
             notes.append(f"column {clean!r}: text with {len(uniques)} categories, encoded as ordinal codes")
         else:
             notes.append(f"column {clean!r}: dropped, text with {len(uniques)} distinct values "
                          "(an identifier or free text) is not a feature featteam can use")
-    X = pd.DataFrame(columns, index=features.index)
+    X = pd.DataFrame(columns, index=frame.index)
     n_inf = int(np.isinf(X.to_numpy()).sum())
     X = X.replace([np.inf, -np.inf], np.nan)
     X, clipped = _bounded(X)
     for col, n in clipped.items():
         notes.append(f"column {col!r}: {n} value(s) beyond +-{BOUND:g} clipped to +-{BOUND:g} (the bound of "
                      "featteam's operators; new rows are clipped the same way)")
+    preprocessor = Preprocessor(list(X.columns), categories, {c: raw.source_names[c] for c in X.columns})
+    return X, preprocessor, n_inf
 
-    for col in list(X.columns):
-        if X[col].notna().sum() == 0:
-            notes.append(f"column {col!r}: dropped, no usable value")
-            X = X.drop(columns=col)
-    redundant = [c for c in X.columns if X[c].nunique(dropna=True) <= 1 and not X[c].isna().any()]
+
+def _drop_unusable(X: pd.DataFrame, preprocessor: Preprocessor, rows: np.ndarray | None, drop_redundant: bool,
+                   notes: list[str]) -> tuple[pd.DataFrame, Preprocessor]:
+    """``X`` without the columns that have no usable value on ``rows`` (None: every row) and, with
+    ``drop_redundant``, without those constant or duplicate there; the others are said in
+    ``notes``.  The preprocessor loses the same columns."""
+    seen = X if rows is None else X.iloc[rows]
+    empty = [c for c in X.columns if seen[c].notna().sum() == 0]
+    for col in empty:
+        notes.append(f"column {col!r}: dropped, no usable value")
+    X, seen = X.drop(columns=empty), seen.drop(columns=empty)
+    redundant = [c for c in seen.columns if seen[c].nunique(dropna=True) <= 1 and not seen[c].isna().any()]
     for col in redundant:
         notes.append(f"column {col!r}: constant" + (", dropped" if drop_redundant else
                      ", kept (it carries no information; --drop-redundant removes it)"))
-    duplicated = duplicate_columns(X)
-    for col in X.columns[duplicated]:
+    duplicated = duplicate_columns(seen)
+    for col in seen.columns[duplicated]:
         notes.append(f"column {col!r}: duplicate of an earlier column" + (", dropped" if drop_redundant else
                      ", kept (--drop-redundant removes it)"))
     if drop_redundant:
         X = X.loc[:, ~duplicated & ~X.columns.isin(redundant)]
     if X.shape[1] == 0:
         raise DataError("no usable feature column is left (all were empty, free text, or dropped as redundant)")
-
-    missing = X.isna().sum()
-    missing = missing[missing > 0]
-    if len(missing):
-        detail = ", ".join(f"{c!r}: {n}" for c, n in missing.items())
-        if nan == "refuse":
-            raise DataError(f"missing or infinite values in {detail} (use nan='impute' / --nan impute "
-                            "to fill them with training medians)")
-        notes.append(f"missing or infinite values ({n_inf} infinite) will be imputed with training medians: {detail}")
-    for note in notes:
-        logger.warning(note)
-    categories = {c: v for c, v in categories.items() if c in X.columns}
-    preprocessor = Preprocessor(list(X.columns), categories, {c: source_names[c] for c in X.columns})
-    X = X.reset_index(drop=True)
-    return Dataset(X=X, y=y, task=task, target=str(target), preprocessor=preprocessor,
-                   classes=classes, notes=notes, name=name)
+    kept = list(X.columns)
+    return X, replace(preprocessor, columns=kept,
+                      categories={c: v for c, v in preprocessor.categories.items() if c in kept},
+                      source_names={c: n for c, n in preprocessor.source_names.items() if c in kept})
 
 
 def load_dataset(path: str | Path, target: str, task: Task | None = None,

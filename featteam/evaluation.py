@@ -176,10 +176,11 @@ class Evaluator:
         self.train_rows, self.test_rows = train_test_split(
             np.arange(len(dataset.y)), test_size=test_size, random_state=split_seed, shuffle=True)
         if protocol == "honest":
-            # Nothing fitted may see the test split, the text columns' codes included: a category
-            # only the test split holds is unknown, as it would be in new rows.
-            dataset = dataset.with_categories_of(self.train_rows)
-        #: the dataset as the protocol reads it (honest: text categories of the training split)
+            # Nothing fitted may see the test split, the reading of the columns included (numeric
+            # or text, which categories, which columns are dropped): the test rows are read as new
+            # rows would be after deployment.
+            dataset = dataset.read_on(self.train_rows)
+        #: the dataset as the protocol reads it (honest: every column decision on the training split)
         self.dataset = dataset
         self.protocol = protocol
         self.task = dataset.task

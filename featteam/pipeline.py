@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -79,17 +80,23 @@ class Run:
         self.report_path = self.out / "report.json"
         self.report = RunReport.load(self.report_path)
         self._data_key_cache: str | None = None
+        self._reading: str | None = None  # the columns' reading under the protocol (set by load)
 
     # -- keys and records ------------------------------------------------------------
 
     def _data_key(self) -> str:
-        """A key over the table's content and how it is read (not its path or time stamp)."""
+        """A key over the table's content and how it is read (not its path or time stamp): the
+        file, the reading options, and the columns' reading as the protocol made it, so that
+        scores of a table read another way (another featteam's decisions) are never reused."""
+        if self._reading is None:  # asked before the run read its table (whether a step is done)
+            self._read_with(self._evaluator(None))
         if self._data_key_cache is None:
             digest = hashlib.sha256()
             with open(self.data_path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
             digest.update(f"{self.target}:{self.task}:{self.nan}:{self.drop_redundant}".encode())
+            digest.update(self._reading.encode())
             self._data_key_cache = digest.hexdigest()[:16]
         return self._data_key_cache
 
@@ -137,22 +144,32 @@ class Run:
 
     # -- the run ---------------------------------------------------------------------
 
-    def load(self, engine: Engine | None = None) -> tuple[Dataset, Evaluator]:
+    def _evaluator(self, engine: Engine | None) -> Evaluator:
+        """The table read, and its evaluator under this run's protocol and settings."""
         dataset = load_dataset(self.data_path, self.target, task=self.task, nan=self.nan,
                                drop_redundant=self.drop_redundant)
-        evaluator = Evaluator(dataset, protocol=self.config.protocol, model=self.config.downstream_model,
-                              engine=engine,
-                              n_jobs=self.n_jobs, max_length=self.config.max_length,
-                              max_features=self.config.max_features,
-                              max_feature_length=self.config.max_feature_length,
-                              max_search_rows=self.config.max_search_rows, search_trees=self.config.search_trees,
-                              validation_size=self.config.validation_size, max_tree_rows=self.config.max_tree_rows)
+        return Evaluator(dataset, protocol=self.config.protocol, model=self.config.downstream_model,
+                         engine=engine,
+                         n_jobs=self.n_jobs, max_length=self.config.max_length,
+                         max_features=self.config.max_features,
+                         max_feature_length=self.config.max_feature_length,
+                         max_search_rows=self.config.max_search_rows, search_trees=self.config.search_trees,
+                         validation_size=self.config.validation_size, max_tree_rows=self.config.max_tree_rows)
+
+    def _read_with(self, evaluator: Evaluator) -> None:
+        """Key this run's data by the reading of its columns that ``evaluator`` made."""
+        self._reading = json.dumps(evaluator.dataset.preprocessor.to_dict(), sort_keys=True)
+        self._data_key_cache = None
+
+    def load(self, engine: Engine | None = None) -> tuple[Dataset, Evaluator]:
+        evaluator = self._evaluator(engine)
+        self._read_with(evaluator)
         # Scores depend on the data and on how they are computed, not on the search settings.
         scoring = self.config.key("protocol", "downstream_model", "max_length", "max_features",
                                   "max_feature_length", "max_search_rows", "search_trees", "validation_size",
                                   "max_tree_rows")
         evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}.jsonl")
-        return evaluator.dataset, evaluator  # as the protocol reads it (text categories of its rows)
+        return evaluator.dataset, evaluator  # as the protocol reads it (honest: its columns read on the training split)
 
     def execute(self, stop_after: str = STEP_NAMES[-1]) -> RunReport:
         """Run the steps up to ``stop_after`` (and, after the last, choose the output); returns the report."""

@@ -331,3 +331,88 @@ def test_write_table_is_atomic(tmp_path, small_regression, monkeypatch):
         write_table(small_regression, path)
     assert path.read_text() == "the old table\n"
     assert [p.name for p in tmp_path.iterdir()] == ["o.csv"]  # no temporary file is left
+
+
+_COLUMN_KINDS = st.sampled_from(["number", "mostly numbers", "category", "free text", "empty", "constant", "date"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(kinds=st.lists(_COLUMN_KINDS, min_size=1, max_size=6), drop_redundant=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_a_reading_on_every_row_is_prepares_own(kinds, drop_redundant, seed):
+    """Dataset.read_on decides on the rows it is given; given every row it decides what prepare did."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    frame = pd.DataFrame({"target": rng.normal(size=n)})
+    for i, kind in enumerate(kinds):
+        frame[f"c{i}"] = {
+            "number": lambda: rng.normal(size=n),
+            "mostly numbers": lambda: np.where(rng.random(n) < 0.1, "n/a", rng.normal(size=n).astype(str)),
+            "category": lambda: rng.choice(["a", "b", "c"], size=n),
+            "free text": lambda: [f"id-{k}" for k in rng.permutation(n)],
+            "empty": lambda: np.full(n, np.nan),
+            "constant": lambda: np.ones(n),
+            "date": lambda: pd.to_datetime(rng.integers(0, 10**9, size=n), unit="s"),
+        }[kind]()
+    frame["x"] = rng.normal(size=n)  # one usable column, whatever was drawn
+    dataset = prepare(frame, "target", drop_redundant=drop_redundant)
+    again = dataset.read_on(np.arange(n))
+    assert again is dataset
+
+
+def test_the_training_rows_decide_how_a_column_reads(caplog):
+    """A column is numbers on some rows and text on others: the reading follows the rows given."""
+    rng = np.random.default_rng(0)
+    n = 100
+    values = rng.normal(size=n).astype(str).astype(object)
+    values[80:] = "missing"  # text on the last 20 rows, and on 2 of the first 80
+    values[:2] = "missing"
+    frame = pd.DataFrame({"x": rng.normal(size=n), "mixed": values, "y": rng.normal(size=n)})
+    dataset = prepare(frame, "y")
+    # On every row 78 of 100 values are numbers (below NUMERIC_SHARE): text, and too many values.
+    assert "mixed" not in dataset.X.columns
+    first = np.arange(80)
+    with caplog.at_level(logging.WARNING, logger="featteam.data"):
+        on_first = dataset.read_on(first)
+    assert list(on_first.X.columns) == ["x", "mixed"] and on_first.preprocessor.columns == ["x", "mixed"]
+    mixed = on_first.X["mixed"].to_numpy()
+    assert np.isnan(mixed[:2]).all() and np.isnan(mixed[80:]).all() and not np.isnan(mixed[2:80]).any()
+    assert any(note.startswith("on the training rows only: column 'mixed': numeric, but 2 of its 80")
+               for note in on_first.notes)
+    assert "on the training rows only" in caplog.text
+    # New rows read by the training rows' reading agree with the rows it coded.
+    deployed = on_first.preprocessor.transform(frame.drop(columns="y"))
+    assert np.array_equal(deployed.to_numpy(), on_first.X.to_numpy(), equal_nan=True)
+    assert np.array_equal(on_first.X["x"].to_numpy(), dataset.X["x"].to_numpy())
+
+
+@pytest.mark.parametrize("drop_redundant", [False, True])
+def test_a_numeric_column_without_values_on_the_training_rows_is_dropped(drop_redundant):
+    rng = np.random.default_rng(1)
+    n = 100
+    late = np.full(n, np.nan)
+    late[80:] = rng.normal(size=20)  # values only outside the first 80 rows
+    constant_there = np.ones(n)
+    constant_there[90:] = 2.0
+    frame = pd.DataFrame({"x": rng.normal(size=n), "late": late, "flat": constant_there, "y": rng.normal(size=n)})
+    dataset = prepare(frame, "y", drop_redundant=drop_redundant)
+    assert list(dataset.X.columns) == ["x", "late", "flat"]
+    on_first = dataset.read_on(np.arange(80))
+    expected = ["x"] if drop_redundant else ["x", "flat"]
+    assert list(on_first.X.columns) == expected and on_first.preprocessor.columns == expected
+    assert any("'late': dropped, no usable value" in note for note in on_first.notes)
+    assert any("'flat': constant" in note and note.startswith("on the training rows only") for note in on_first.notes)
+
+
+def test_nan_refuse_holds_for_the_training_rows_reading():
+    """A column dropped on every row (free text) that reads as numbers with gaps on the training
+    rows is refused there under nan='refuse', as prepare refuses gaps."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=100).astype(str).astype(object)
+    values[78:] = "?"
+    frame = pd.DataFrame({"x": rng.normal(size=100), "mixed": values, "y": rng.normal(size=100)})
+    dataset = prepare(frame, "y", nan="refuse")
+    assert list(dataset.X.columns) == ["x"]
+    with pytest.raises(DataError, match="missing or infinite values in 'mixed': 2"):
+        dataset.read_on(np.arange(80))
+    assert list(prepare(frame, "y").read_on(np.arange(80)).X.columns) == ["x", "mixed"]

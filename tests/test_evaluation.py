@@ -126,6 +126,24 @@ def test_honest_protocol_codes_text_categories_on_the_training_split_only():
     assert paper.dataset.preprocessor.categories["colour"] == ["blue", "red", "violet"]
 
 
+def test_honest_protocol_decides_how_a_column_reads_on_the_training_split_only():
+    """A column whose test rows are text reads as numbers for everything fitted under the honest
+    protocol (the test split cannot drop it); the paper protocol reads every row."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=100), "y": rng.normal(size=100)})
+    test_rows = Evaluator(prepare(frame, "y")).test_rows
+    mixed = rng.normal(size=100).astype(str).astype(object)
+    text_rows = np.concatenate([test_rows, np.setdiff1d(np.arange(100), test_rows)[:2]])
+    mixed[text_rows] = "unknown"
+    dataset = prepare(frame.assign(mixed=mixed), "y")
+    # On every row 78 of 100 values are numbers: text, with too many values to be categories.
+    assert "mixed" not in dataset.X.columns
+    honest = Evaluator(dataset, "honest")  # 78 of its 80 training rows are numbers
+    assert list(honest.dataset.X.columns) == ["x", "mixed"] and honest.X.shape[1] == 2
+    assert np.array_equal(np.flatnonzero(np.isnan(honest.X[:, 1])), np.sort(text_rows))
+    assert list(Evaluator(dataset, "paper").dataset.X.columns) == ["x"]
+
+
 def test_new_features_help_on_a_product_target(small_regression):
     evaluator = Evaluator(prepare(small_regression, "target"), "honest")
     assert evaluator.final_score(["f0", "f1", "*"]) > evaluator.final_score(None) + 0.1

@@ -221,6 +221,27 @@ def test_a_safety_stop_is_reported_as_not_reproducible(tmp_path, table):
     assert run.safety_stops() and "latent model" in run.safety_stops()[0]
 
 
+def test_a_run_whose_table_reads_otherwise_is_not_resumed(tmp_path, monkeypatch):
+    """The keys cover how the columns were read, not only the file: a run directory made by a
+    featteam that read a text column otherwise (here: fewer categories allowed) scores it again."""
+    import featteam.data as data
+    from featteam.steps.golden import GoldenStep
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=160), "b": rng.normal(size=160),
+                          "kind": rng.choice(["p", "q", "r"], size=160)})
+    frame["y"] = frame["a"] * frame["b"] + (frame["kind"] == "p")
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    config = FitConfig.from_preset("quick", n_golden=12, teacher="none")
+    out = tmp_path / "r"
+    Run(out, path, "y", config, n_jobs=1, progress=False).execute(stop_after="golden")
+    assert Run(out, path, "y", config, n_jobs=1, progress=False).done(GoldenStep())
+    monkeypatch.setattr(data, "MAX_CATEGORIES", 2)  # "kind" is now free text, and dropped
+    assert not Run(out, path, "y", config, n_jobs=1, progress=False).done(GoldenStep())
+    assert len(list(out.glob("scores-*.jsonl"))) == 1  # the first run's; a new one is started when run
+
+
 def test_a_run_made_with_other_operators_is_not_resumed(tmp_path, table, monkeypatch):
     """The steps' models are written in the operators' vocabulary: a run directory made by a
     featteam with another registry (here one operator fewer) runs its steps again."""
