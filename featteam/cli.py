@@ -14,8 +14,9 @@ from .errors import FeatteamError
 logger = logging.getLogger("featteam")
 
 #: Errors that mean "the input or the environment is wrong", reported as one line.  ValueError
-#: covers the parsers of tables and formulas (InvalidSequence, TransformationError, DataError are
-#: ValueErrors); KeyError and TypeError are bugs of ours and are reported as internal errors.
+#: covers what pandas' and the standard library's parsers raise on a bad file (featteam's own,
+#: DataError, InvalidSequence and TransformationError, are FeatteamErrors and ValueErrors); KeyError
+#: and TypeError are bugs of ours and are reported as internal errors.
 USER_ERRORS: tuple[type[BaseException], ...] = (FeatteamError, ValueError, OSError)
 
 

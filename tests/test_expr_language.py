@@ -1,6 +1,7 @@
 """The expression language: registry, parsing, rendering, validation, grammar (with hypothesis)."""
 
 import itertools
+import pickle
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from featteam.decoding import random_sequences
+from featteam.errors import FeatteamError
 from featteam.expr import (
     BINARY,
     EOS,
@@ -92,6 +94,10 @@ def test_error_taxonomy(text, kind):
     with pytest.raises(InvalidSequence) as info:
         check_structure(parse_postfix(text), n_features=3)
     assert info.value.kind == kind
+    # One except catches every error featteam reports, and the error crosses process boundaries.
+    assert isinstance(info.value, FeatteamError) and isinstance(info.value, ValueError)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is InvalidSequence and again.kind == kind and str(again) == str(info.value)
 
 
 @pytest.mark.parametrize("text", ["[f0 f1 +", "[f0 ( f1 +]", "sqrt(f0", "f0 + ", "((", "", "[]"])

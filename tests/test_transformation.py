@@ -16,7 +16,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
-from featteam import FeatureTransformer, Transformation, TransformationError
+from featteam import FeatteamError, FeatureTransformer, Transformation, TransformationError
 from featteam.expr.imputation import fill_missing, fit_medians
 
 
@@ -50,6 +50,8 @@ def test_columns_are_checked_by_name_and_reordered():
         fitted.transform(frame.drop(columns="age"))
     with pytest.raises(TransformationError, match="not fitted"):
         Transformation.from_text("(age / income)", frame.columns).transform(frame)
+    with pytest.raises(FeatteamError, match="missing column"):  # what featteam reports, caught as one
+        fitted.transform(frame.drop(columns="age"))
 
 
 def test_json_roundtrip(tmp_path):

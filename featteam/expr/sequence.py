@@ -41,6 +41,7 @@ import re
 from enum import Enum
 from typing import Callable, Sequence, TypeVar
 
+from ..errors import FeatteamError
 from .operators import OPERATORS, Operator
 from .vocab import SEP, SEP_TEXT, feature_index, feature_token
 
@@ -75,12 +76,16 @@ class ErrorKind(str, Enum):
     NON_FINITE = "non_finite"
 
 
-class InvalidSequence(ValueError):
+class InvalidSequence(FeatteamError, ValueError):
     """A sequence that is not a valid transformation; ``kind`` says why."""
 
     def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(f"{kind.value}: {message}")
         self.kind = kind
+        self.detail = message
+
+    def __reduce__(self):  # the error crosses process boundaries (joblib, Dask) with its kind
+        return type(self), (self.kind, self.detail)
 
 
 # The stack-depth rule ------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import FeatteamError
 from .imputation import fill_missing, fit_medians
 from .operators import N_QUANTILES, OPERATORS, clip_finite
 from .program import States, evaluate
@@ -57,7 +58,7 @@ _STATE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class TransformationError(ValueError):
+class TransformationError(FeatteamError, ValueError):
     """A transformation cannot be applied to the given data (columns, values, file)."""
 
 
