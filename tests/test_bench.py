@@ -166,6 +166,34 @@ def test_peers_run_for_real_in_their_environment(suite, tmp_path):
     assert not (Path.cwd() / "openfe_tmp_data.feather").exists()  # each configuration works in its own folder
 
 
+@pytest.mark.slow
+def test_autofeat_gives_the_same_features_whatever_the_threads(tmp_path):
+    """autofeat's feature selection, run in worker processes, kept other features than in its own
+    process (and its runs iterate over a set of strings, ordered by each process's hash seed): the
+    bench runs it so that the threads and the process do not change its result."""
+    python = peer_python()
+    if python is None:
+        pytest.skip("no bench environment: run `make install-bench`")
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    rng = np.random.default_rng(3)  # a table on which the features differed with 1 and 2 threads
+    X = rng.normal(size=(300, 6))
+    frame = pd.DataFrame(X, columns=[f"c{i}" for i in range(6)])
+    frame["label"] = X[:, 0] * X[:, 1] + np.sin(X[:, 2]) + 0.5 * rng.normal(size=300)
+    frame.to_csv(folder / "t.csv.gz", index=False)
+    (folder / "MANIFEST.json").write_text(json.dumps({"datasets": {"t": {
+        "file": "t.csv.gz", "task": "regression", "target": "label", "metric": "one_minus_rae",
+        "rows": 300, "features": 6}}}))
+    rows = []
+    for threads in (1, 2):
+        config = BenchConfig(out=tmp_path / f"t{threads}", data_dir=folder, methods=["autofeat"],
+                             protocols=["honest"], threads=threads, time_limit=600, peer_python=python)
+        [row] = [r for r in run_bench(config, progress=False) if r["method"] == "autofeat"]
+        assert row["status"] == "ok", row
+        rows.append(row)
+    assert rows[0]["formulas"] == rows[1]["formulas"] and rows[0]["score"] == rows[1]["score"]
+
+
 def test_report_counts_wins_and_spread():
     rows = []
     for dataset, (ours, peer, original) in {"a": ((0.80, 0.82), 0.79, 0.75), "b": ((0.60, 0.60), 0.65, 0.55),

@@ -176,11 +176,14 @@ def run_bench(config: BenchConfig, progress: bool = True) -> list[dict[str, Any]
                 log = configs_dir / f"{job.name}.log"
                 workdir = Path(config.out) / "runs" / job.name  # OpenFE writes a fixed file name into its cwd
                 workdir.mkdir(parents=True, exist_ok=True)
+                # A peer may iterate over a set of strings (autofeat's feature selection does), whose
+                # order changes with each process's hash seed: fixed, so its result is reproducible.
+                job_env = {**env, "PYTHONHASHSEED": "0"} if job.group in PEER_GROUPS else env
                 with open(log, "w") as handle:
                     process = subprocess.Popen(
                         [_python_for(job.group, config), "-m", "featteam.bench.worker", str(spec_path.resolve()),
                          str(result.resolve())],
-                        stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=workdir)
+                        stdout=handle, stderr=subprocess.STDOUT, env=job_env, start_new_session=True, cwd=workdir)
                 running.append(_Running(job, process, result, log, time.perf_counter()))
             time.sleep(0.5)
             for item in list(running):
