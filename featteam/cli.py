@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .errors import FeatteamError
@@ -171,19 +172,27 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import load_dataset
+    from .data import Preprocessor, load_table, prepare
     from .evaluation import Evaluator, describe_protocol
     from .expr import Transformation
 
-    dataset = load_dataset(args.data, args.target, task=args.task, nan=args.nan, drop_redundant=args.drop_redundant)
+    transformation = Transformation.load(args.transformation) if args.transformation else None
+    saved = None if transformation is None else Preprocessor.saved_in(transformation.metadata)
+    table = load_table(args.data)
+    if saved is not None and args.target in table.columns:
+        # The table read as the transformation's fit read it (its categories' codes, dates as
+        # seconds, its columns), as `featteam transform` applies it: the formulas are scored on
+        # the numbers they were found on.
+        table = saved.transform(table).assign(**{args.target: table[args.target].to_numpy()})
+    dataset = prepare(table, args.target, task=args.task, nan=args.nan, name=Path(args.data).name.split(".")[0],
+                      drop_redundant=args.drop_redundant)
     evaluator = Evaluator(dataset, protocol=args.protocol, model=args.downstream_model, n_jobs=args.n_jobs,
                           max_tree_rows=args.max_tree_rows)
     dataset = evaluator.dataset  # as the protocol reads it (honest: its columns read on the training split)
     result = {"dataset": dataset.name, "rows": dataset.n_rows, "features": dataset.X.shape[1],
               "task": dataset.task, "metric": evaluator.metric_name, "protocol": args.protocol,
               "original_features": round(evaluator.final_score(None), 6)}
-    if args.transformation:
-        transformation = Transformation.load(args.transformation)
+    if transformation is not None:
         tokens = _tokens_for(transformation, list(dataset.X.columns))
         result["transformation"] = round(evaluator.final_score(tokens), 6)
         result["formulas"] = transformation.formulas
@@ -214,7 +223,7 @@ def _tokens_for(transformation, columns: list[str]) -> list[str]:
 
 def _cmd_transform(args: argparse.Namespace) -> int:
     from .data import Preprocessor, check_output_path, load_table, write_table
-    from .expr import Transformation
+    from .expr import Transformation, output_names
 
     path = check_output_path(args.out)  # a suffix we cannot write is refused before any work
     transformation = Transformation.load(args.transformation)
@@ -223,8 +232,8 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     numeric = frame if preprocessor is None else preprocessor.transform(frame)
     new = transformation.transform(numeric)
     out = frame.copy()
-    for name, column in zip(transformation.formulas, new.T):
-        out[name if name not in out.columns else f"new: {name}"] = column
+    for name, column in zip(output_names([str(c) for c in out.columns], transformation.formulas), new.T):
+        out[name] = column
     write_table(out, path)  # atomically: a killed transform leaves no half file
     print(f"wrote {path}: {len(out)} rows, {frame.shape[1]} input columns + {new.shape[1]} new features")
     return 0

@@ -24,6 +24,7 @@ import lzma
 import os
 import re
 import tarfile
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field, replace
@@ -122,9 +123,18 @@ def load_table(path: str | Path) -> pd.DataFrame:
             frame.attrs[HEADER_ATTR] = {}  # Parquet keeps its own names: pandas renames nothing
             return frame
         sep = "\t" if ".tsv" in suffixes else ","
-        frame = pd.read_csv(path, sep=sep)
+        with warnings.catch_warnings():
+            # index_col=False: a row with one more (empty) field than the header, as a trailing
+            # separator makes, is read as the header says; by default pandas would make the first
+            # column the index and shift every name by one (the target named over another column).
+            # Fields beyond the header that hold values would be lost: refused (the warning).
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=sep, index_col=False)
         frame.attrs[HEADER_ATTR] = _duplicate_headers(path, sep, frame.columns)
         return frame
+    except pd.errors.ParserWarning:
+        raise DataError(f"cannot read {path}: some rows have more values than the header has names "
+                        "(the extra values would be lost); fix the header or those rows") from None
     except _read_errors() as exc:
         raise DataError(f"cannot read {path}: {_describe(exc)}") from None
 
@@ -194,17 +204,21 @@ class Preprocessor:
 
     ``datetime_unit`` says how dates become numbers: ``"s"`` (seconds since 1970-01-01 UTC,
     what :func:`prepare` does) or ``"native"`` (the integer of pandas' own unit, as files
-    written before this field existed were made).
+    written before this field existed were made).  ``dates`` names the columns that were dates:
+    new rows may bring them as text (a CSV file), which is then read as dates.
     """
 
     columns: list[str]                                   # kept feature columns, in order
     categories: dict[str, list[str]] = field(default_factory=dict)  # text column -> its categories
     source_names: dict[str, Any] = field(default_factory=dict)      # clean name -> raw column label
     datetime_unit: Literal["s", "native"] = "s"
+    dates: list[str] = field(default_factory=list)       # columns read as dates (seconds)
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Numeric feature frame: NaN for missing values, unknown categories, text in a numeric
-        column and non-finite values; finite values clipped to +-BOUND, as :func:`prepare` does."""
+        column and non-finite values; finite values clipped to +-BOUND, as :func:`prepare` does.
+        A value present in ``frame`` that becomes missing here (text that is no number or date,
+        a category the fit did not see) is said in a warning, per column: it is imputed later."""
         out = {}
         for name in self.columns:
             raw = self.source_names.get(name, name)
@@ -219,15 +233,19 @@ class Preprocessor:
             if name in self.categories:
                 lookup = {c: float(i) for i, c in enumerate(self.categories[name])}
                 out[name] = column.astype("string").map(lookup).astype(float)
+            elif name in self.dates and not (pd.api.types.is_numeric_dtype(column) or
+                                             pd.api.types.is_datetime64_any_dtype(column)):
+                out[name] = _to_float(pd.to_datetime(column, errors="coerce", utc=True, format="mixed"))
             else:
                 out[name] = _to_float(column, self.datetime_unit)
+            _warn_unread(name, column, out[name], name in self.categories)
         result = pd.DataFrame(out, index=frame.index, columns=self.columns)
         return _bounded(result.replace([np.inf, -np.inf], np.nan))[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "categories": self.categories,
                 "source_names": {k: str(v) for k, v in self.source_names.items()},
-                "datetime_unit": self.datetime_unit}
+                "datetime_unit": self.datetime_unit, "dates": self.dates}
 
     @classmethod
     def saved_in(cls, metadata: dict[str, Any]) -> "Preprocessor | None":
@@ -266,7 +284,11 @@ class Preprocessor:
         unit = data.get("datetime_unit", "native")  # absent: written before dates were seconds
         if unit not in ("s", "native"):
             raise fail(f"datetime_unit must be 's' or 'native', not {unit!r}")
-        return cls(list(columns), {k: list(v) for k, v in categories.items()}, dict(source_names), unit)
+        dates = [] if data.get("dates") is None else data["dates"]  # absent: written before it was kept
+        if not isinstance(dates, list) or not all(isinstance(c, str) and c in columns for c in dates):
+            raise fail("dates must be a list of the columns' names")
+        return cls(list(columns), {k: list(v) for k, v in categories.items()}, dict(source_names), unit,
+                   list(dates))
 
 
 @dataclass(frozen=True)
@@ -330,6 +352,18 @@ class Dataset:
         for note in changed:
             logger.warning(note)
         return replace(self, X=X.reset_index(drop=True), preprocessor=preprocessor, notes=self.notes + changed)
+
+
+def _warn_unread(name: str, raw: pd.Series, read: pd.Series, categorical: bool) -> None:
+    """Warn when values present in ``raw`` are missing once ``read`` (a new row's column)."""
+    lost = raw.notna().to_numpy() & read.isna().to_numpy()
+    if not lost.any():
+        return
+    example = str(raw[lost].iloc[0])[:40]
+    what = ("categories the fit did not see" if categorical else
+            "not numbers (or dates) as the fit read this column")
+    logger.warning("column %r: %d of %d values are %s (e.g. %r): they are treated as missing",
+                   name, int(lost.sum()), int(raw.notna().sum()), what, example)
 
 
 def _to_float(column: pd.Series, datetime_unit: str = "s") -> pd.Series:
@@ -482,6 +516,11 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
             raise DataError(f"the target {target!r} is constant: nothing to learn")
 
     names = _clean_names(list(features.columns), notes)
+    if str(target) in names:  # its raw label differs (a copy of the target would have been refused)
+        raw_label = features.columns[names.index(str(target))]
+        raise DataError(f"the column {str(raw_label)!r} is named {str(target)!r}, the target's name, once its "
+                        "spaces are removed: featteam cannot tell the two apart, and a copy of the target kept "
+                        "as a feature would leak it; rename or remove that column")
     source_names = dict(zip(names, features.columns))
     as_numbers = all(pd.api.types.is_numeric_dtype(features.iloc[:, i]) or
                      pd.api.types.is_datetime64_any_dtype(features.iloc[:, i]) for i in range(features.shape[1]))
@@ -554,7 +593,10 @@ def _read_features(raw: RawFeatures, rows: np.ndarray | None,
     for col, n in clipped.items():
         notes.append(f"column {col!r}: {n} value(s) beyond +-{BOUND:g} clipped to +-{BOUND:g} (the bound of "
                      "featteam's operators; new rows are clipped the same way)")
-    preprocessor = Preprocessor(list(X.columns), categories, {c: raw.source_names[c] for c in X.columns})
+    dates = [c for position, c in enumerate(raw.names)
+             if c in X.columns and pd.api.types.is_datetime64_any_dtype(frame.iloc[:, position])]
+    preprocessor = Preprocessor(list(X.columns), categories, {c: raw.source_names[c] for c in X.columns},
+                                dates=dates)
     return X, preprocessor, n_inf
 
 
@@ -583,6 +625,7 @@ def _drop_unusable(X: pd.DataFrame, preprocessor: Preprocessor, rows: np.ndarray
     kept = list(X.columns)
     return X, replace(preprocessor, columns=kept,
                       categories={c: v for c, v in preprocessor.categories.items() if c in kept},
+                      dates=[c for c in preprocessor.dates if c in kept],
                       source_names={c: n for c, n in preprocessor.source_names.items() if c in kept})
 
 

@@ -34,7 +34,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         Where the run is written. None (the default): the whole fit happens in a temporary
         directory that is removed when ``fit`` returns; the fitted estimator keeps what it needs
         in memory (``transformation_``, ``report_``) and no path into that directory.
-        A directory: the training data is written there as ``training_data.csv`` and the run
+        A directory: the training data is written there as ``training_data.parquet`` and the run
         under ``run/``, and both are kept: a fit started again in the same directory with the
         same data resumes where the last one stopped.
     keep_original : bool
@@ -94,20 +94,39 @@ class FeatTeam(TransformerMixin, BaseEstimator):
 
         Notes
         -----
-        The run reads its table from a CSV file; with ``run_dir=None`` that file and the run
-        live in a ``tempfile.TemporaryDirectory`` removed before ``fit`` returns.
+        The run reads its table from a Parquet file, which keeps the columns' types (dates, text,
+        booleans), so the search reads ``X`` as :func:`featteam.prepare` reads it and as
+        ``transform`` does; with ``run_dir=None`` that file and the run live in a
+        ``tempfile.TemporaryDirectory`` removed before ``fit`` returns.
         """
         owned = sorted(set(self.settings or {}) & set(_OWN_SETTINGS))
         if owned:
             raise FeatteamError(f"settings may not set {', '.join(owned)}: use the estimator's parameter(s) "
                                 f"{', '.join(_OWN_SETTINGS[k] for k in owned)}")
-        frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X),
-                                                                           columns=[f"x{i}" for i in range(np.shape(X)[1])])
+        if not isinstance(self.random_state, (int, np.integer)) or isinstance(self.random_state, bool):
+            raise FeatteamError(f"random_state must be an integer seed, not {self.random_state!r}: featteam's "
+                                "result is reproducible, the same seed and data give the same features")
+        if y is None:
+            raise DataError("y is required: FeatTeam searches features that predict it")
+        if isinstance(X, pd.DataFrame):
+            frame = X.copy()
+        else:
+            matrix = np.asarray(X)
+            if matrix.ndim != 2:
+                raise DataError(f"X must be a table (rows x columns), not an array of shape {matrix.shape}")
+            frame = pd.DataFrame(matrix, columns=[f"x{i}" for i in range(matrix.shape[1])])
         frame.columns = [str(c) for c in frame.columns]
+        repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+        if repeated:
+            raise DataError(f"X has more than one column named {repeated[:20]}; rename them")
         target = "__featteam_target__"
         if target in frame.columns:
             raise DataError(f"a column is named {target!r}; rename it")
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"y must be one column of targets, not an array of shape {y.shape}")
         if len(y) != len(frame):
             raise DataError(f"X has {len(frame)} rows but y has {len(y)}")
         frame[target] = y
@@ -119,8 +138,13 @@ class FeatTeam(TransformerMixin, BaseEstimator):
                 # The directory goes away on leaving this block: keep no path that points into it.
                 self.report_ = _forget_paths_under(self.report_, Path(tmp))
                 self.transformation_.metadata = _forget_paths_under(self.transformation_.metadata, Path(tmp))
-        self.feature_names_in_ = np.asarray([c for c in frame.columns if c != target], dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
+        self._columns_in = [c for c in frame.columns if c != target]  # as the run's table names them
+        self.n_features_in_ = len(self._columns_in)
+        # scikit-learn's convention: only a DataFrame with string column names has feature names.
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            self.feature_names_in_ = np.asarray(self._columns_in, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         return self
 
     def _fit_in(self, directory: Path, frame: pd.DataFrame, target: str) -> None:
@@ -129,7 +153,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         directory : Path
-            Created if missing; receives ``training_data.csv`` and the run in ``run/``.
+            Created if missing; receives ``training_data.parquet`` and the run in ``run/``.
         frame : DataFrame
             The features and the target column.
         target : str
@@ -140,10 +164,14 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         from .pipeline import Run
 
         directory.mkdir(parents=True, exist_ok=True)
-        data_path = directory / "training_data.csv"
-        frame.to_csv(data_path, index=False)
-        config = FitConfig.from_preset(self.preset, **{**(self.settings or {}), "protocol": self.protocol,
-                                                       "teacher": self.teacher, "seed": self.random_state})
+        data_path = directory / "training_data.parquet"
+        _write_parquet(frame, data_path)
+        settings = self.settings or {}
+        config = FitConfig.from_preset(self.preset, **{**settings, "protocol": self.protocol,
+                                                       "teacher": self.teacher, "seed": int(self.random_state)})
+        # from_preset skips None (an option the CLI was not given); here None is a value asked for
+        # (search_trees=None: the downstream model's trees), set over the preset and validated.
+        config = dataclasses.replace(config, **{k: v for k, v in settings.items() if v is None})
         run = Run(directory / "run", data_path, target, config, n_jobs=self.n_jobs, progress=self.progress,
                   task=self.task, scheduler=self.scheduler)
         self.report_ = run.execute()
@@ -164,7 +192,13 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         used, dates seconds, values beyond featteam's bound are clipped, and a column the fit
         dropped (free text, an identifier) is left out; so every output column is a number."""
         check_is_fitted(self, "transformation_")
-        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X), columns=self.feature_names_in_)
+        if isinstance(X, pd.DataFrame):
+            frame = X
+        else:
+            matrix = np.asarray(X)
+            if matrix.ndim != 2 or matrix.shape[1] != self.n_features_in_:
+                raise DataError(f"X has shape {matrix.shape}; the fit saw {self.n_features_in_} columns")
+            frame = pd.DataFrame(matrix, columns=self._columns_in)
         numeric = self._preprocessor().transform(frame.rename(columns=str))
         new = self.transformation_.transform(numeric)
         if not self.keep_original:
@@ -172,10 +206,30 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         return np.hstack([numeric.to_numpy(dtype=float), new])
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """The original columns the fit kept (with ``keep_original``) and each new feature's formula."""
+        """The original columns the fit kept (with ``keep_original``) and each new feature's formula
+        (``new: formula`` where a column already has that name, so that every name is unique).
+        ``input_features``, if given, must be the fit's columns: the output names the columns as
+        the fit read them (a column it dropped is not output)."""
+        from .expr import output_names
+        from .transformer import checked_input_features
+
         check_is_fitted(self, "transformation_")
+        checked_input_features(self, input_features, self._columns_in)
         originals = list(self._preprocessor().columns) if self.keep_original else []
-        return np.asarray(originals + self.transformation_.formulas, dtype=object)
+        return np.asarray(originals + output_names(originals, self.transformation_.formulas), dtype=object)
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write the training table as Parquet, which keeps its columns' types.  An object column that
+    Parquet cannot hold as it is (numbers mixed with text) is written as text: the table's reading
+    turns text back into the same numbers (:func:`featteam.prepare`)."""
+    import pyarrow
+
+    try:
+        frame.to_parquet(path, index=False)
+    except (pyarrow.ArrowException, TypeError, ValueError):
+        mixed = frame.columns[[pd.api.types.is_object_dtype(dtype) for dtype in frame.dtypes]]
+        frame.astype({c: "string" for c in mixed}).to_parquet(path, index=False)
 
 
 def _forget_paths_under(value: Any, root: Path) -> Any:

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .data import Preprocessor
-from .expr import Transformation, TransformationError
+from .expr import Transformation, TransformationError, output_names
 
 
 class FeatureTransformer(TransformerMixin, BaseEstimator):
@@ -80,10 +80,22 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         raise TypeError(f"transformation must be a Transformation, a path or text, not {type(spec).__name__}")
 
     def _read(self, X):
-        """``X`` as the fit read its table, where the transformation holds how (a DataFrame only)."""
-        if self.preprocessor_ is None or not isinstance(X, pd.DataFrame):
+        """``X`` as numbers: a DataFrame as the fit read its table where the transformation holds
+        how, its columns named by strings (so ``0`` is a name, not a position); infinite values
+        missing (imputed, as :class:`~featteam.expr.Transformation` does)."""
+        if not isinstance(X, pd.DataFrame):
+            if isinstance(X, np.ndarray) and np.issubdtype(X.dtype, np.floating):
+                return np.where(np.isinf(X), np.nan, X)
             return X
-        return self.preprocessor_.transform(X.rename(columns=str))
+        X = X.rename(columns=str)
+        if self.preprocessor_ is not None:
+            return self.preprocessor_.transform(X)
+        text = [c for c in X.columns if not _numeric(X[c])]
+        if text:
+            raise TransformationError(
+                f"column(s) {text[:20]} are not numbers: a transformation written as formula text needs numeric "
+                "columns (encode them first; a transformation saved by featteam fit reads text and dates itself)")
+        return X.apply(pd.to_numeric).replace([np.inf, -np.inf], np.nan)
 
     def fit(self, X, y=None) -> "FeatureTransformer":
         """Fit the transformation on the rows of ``X`` (with ``refit=False``: match its columns only)."""
@@ -120,13 +132,49 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         return np.hstack([X, new]) if self.keep_original else new
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Original names (if kept) and the readable formula of each new feature."""
+        """Original names (if kept) and the readable formula of each new feature (``new: formula``
+        where an original column already has that name, so that every name is unique)."""
         check_is_fitted(self, "transformation_")
-        formulas = self.transformation_.formulas
-        originals = self._input_names() if input_features is None else [str(c) for c in input_features]
-        return np.asarray((originals if self.keep_original else []) + formulas, dtype=object)
+        originals = checked_input_features(self, input_features, self._input_names())
+        kept = originals if self.keep_original else []
+        return np.asarray(kept + output_names(kept, self.transformation_.formulas), dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _numeric(column: pd.Series) -> bool:
+    """Whether ``column`` holds numbers (booleans included; text that reads as numbers too)."""
+    if pd.api.types.is_bool_dtype(column) or (pd.api.types.is_numeric_dtype(column)
+                                              and not isinstance(column.dtype, pd.CategoricalDtype)):
+        return True
+    if not pd.api.types.is_object_dtype(column) and not pd.api.types.is_string_dtype(column):
+        return False  # dates, durations, categories
+    try:
+        pd.to_numeric(column)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def checked_input_features(estimator: BaseEstimator, input_features, fitted: list[str]) -> list[str]:
+    """The input names for ``get_feature_names_out``: ``fitted`` when ``input_features`` is None;
+    else ``input_features``, which must agree with what the fit saw (scikit-learn's rule).
+
+    Raises
+    ------
+    ValueError
+        When ``input_features`` has another length than the fit's columns, or other names than
+        the fit's named columns.
+    """
+    if input_features is None:
+        return list(fitted)
+    names = [str(c) for c in input_features]
+    if len(names) != estimator.n_features_in_:
+        raise ValueError(f"input_features has {len(names)} names; the fit saw {estimator.n_features_in_} columns")
+    if hasattr(estimator, "feature_names_in_") and names != [str(c) for c in estimator.feature_names_in_]:
+        raise ValueError(f"input_features {names[:20]} are not the fit's columns "
+                         f"{[str(c) for c in estimator.feature_names_in_][:20]}")
+    return names

@@ -44,6 +44,47 @@ def test_transform_and_show(tmp_path, small_regression, capsys):
     assert "1. (a * b)" in capsys.readouterr().out
 
 
+def test_evaluate_and_transform_read_the_table_as_the_fit_did(tmp_path, capsys):
+    """A transformation over a text column, found on a table without "berlin": evaluate scored the
+    formula over its own codes (berlin first), transform over the fit's; now both use the fit's.
+    Applied again to its own output, transform names every new column uniquely."""
+    import numpy as np
+    import pandas as pd
+
+    from featteam.data import prepare
+    from featteam.evaluation import Evaluator
+
+    rng = np.random.default_rng(0)
+    fit = pd.DataFrame({"age": rng.normal(size=120), "city": rng.choice(["oslo", "paris", "rome"], size=120)})
+    fit["y"] = fit["age"] * (fit["city"] == "oslo") + 0.1 * rng.normal(size=120)
+    dataset = prepare(fit, "y")
+    saved = Transformation.from_text("(city * age)", list(dataset.X.columns))
+    saved.metadata["preprocessor"] = dataset.preprocessor.to_dict()
+    saved.fit(dataset.X).save(tmp_path / "t.json")
+    new = fit.copy()
+    new.loc[:9, "city"] = "berlin"
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["transform", str(tmp_path / "t.json"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "o.csv")]) == 0
+    applied = pd.read_csv(tmp_path / "o.csv")["(city * age)"].to_numpy()
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "new.csv"), "--target", "y", "--transformation",
+                 str(tmp_path / "t.json"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    as_fit = Evaluator(prepare(dataset.preprocessor.transform(new).assign(y=new["y"]), "y"))
+    as_own = Evaluator(prepare(new, "y"))
+    tokens = ["f1", "f0", "*"]  # (city * age) in both readings' column order
+    assert list(as_fit.dataset.X.columns) == list(as_own.dataset.X.columns) == ["age", "city"]
+    assert result["transformation"] == round(as_fit.final_score(tokens), 6) != round(as_own.final_score(tokens), 6)
+    oslo = (new["city"] == "oslo").to_numpy()
+    assert np.allclose(applied[oslo], 0.0)  # oslo is code 0 in the fit's reading, 1 in the table's own
+    # Applied to its own output (twice), every new column keeps a name of its own.
+    for source, target in (("o.csv", "o2.csv"), ("o2.csv", "o3.csv")):
+        assert main(["transform", str(tmp_path / "t.json"), str(tmp_path / source), "--out",
+                     str(tmp_path / target)]) == 0
+    columns = list(pd.read_csv(tmp_path / "o3.csv").columns)
+    assert columns[-3:] == ["(city * age)", "new: (city * age)", "new 2: (city * age)"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["evaluate", "missing.csv", "--target", "y"], "no such file"),
     (["show", "missing.json"], "cannot read"),

@@ -416,3 +416,50 @@ def test_nan_refuse_holds_for_the_training_rows_reading():
     with pytest.raises(DataError, match="missing or infinite values in 'mixed': 2"):
         dataset.read_on(np.arange(80))
     assert list(prepare(frame, "y").read_on(np.arange(80)).X.columns) == ["x", "mixed"]
+
+
+def test_a_trailing_separator_does_not_shift_the_columns(tmp_path):
+    """Spreadsheet exports end rows with a separator: pandas made the first column the index and
+    named every column after its neighbour (the target over another column), silently."""
+    rows = "".join(f"{i % 2},{i * 0.1:.1f},{i * 0.2:.1f},\n" for i in range(40))
+    path = tmp_path / "trailing.csv"
+    path.write_text("label,a,b\n" + rows)
+    frame = load_table(path)
+    assert list(frame.columns) == ["label", "a", "b"] and frame["label"].tolist()[:4] == [0, 1, 0, 1]
+    assert prepare(frame, "label").task == "classification"
+    # Values beyond the header's names would be lost: refused, saying so.
+    (tmp_path / "extra.csv").write_text("label,a,b\n" + rows.replace(",\n", ",7\n"))
+    with pytest.raises(DataError, match="more values than the header has names"):
+        load_table(tmp_path / "extra.csv")
+
+
+def test_a_column_named_like_the_target_once_cleaned_is_refused(small_regression):
+    frame = small_regression.assign(**{" target": small_regression["target"]})
+    with pytest.raises(DataError, match="the target's name, once its spaces are removed"):
+        prepare(frame, "target")
+
+
+def test_dates_written_as_text_read_as_the_fit_read_them(tmp_path, small_regression, caplog):
+    """A table fitted with a date column (Parquet) and new rows from a CSV file (dates as text):
+    the saved reading parses them; values it cannot read are said in a warning, not silently lost."""
+    frame = small_regression.assign(when=pd.date_range("2021-01-01", periods=len(small_regression), freq="D"))
+    frame.to_parquet(tmp_path / "fit.parquet")
+    dataset = prepare(load_table(tmp_path / "fit.parquet"), "target")
+    assert dataset.preprocessor.dates == ["when"]
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    new = load_table(tmp_path / "new.csv").drop(columns="target")
+    assert not pd.api.types.is_datetime64_any_dtype(new["when"])  # text in the CSV
+    read = dataset.preprocessor.transform(new)
+    assert np.array_equal(read.to_numpy(), dataset.X.to_numpy(), equal_nan=True)
+    # Saved and read back, the reading keeps its dates (and reads a file written before them).
+    saved = dataset.preprocessor.to_dict()
+    assert Preprocessor.from_dict(saved) == dataset.preprocessor
+    assert Preprocessor.from_dict({k: v for k, v in saved.items() if k != "dates"}).dates == []
+    # A value that is neither number nor date, or an unseen category, is missing, and said.
+    new.loc[new.index[:3], "when"] = "soon"
+    new["a"] = new["a"].astype(object)
+    new.loc[new.index[:5], "a"] = "1,234.5"
+    with caplog.at_level(logging.WARNING, logger="featteam.data"):
+        read = dataset.preprocessor.transform(new)
+    assert read["when"].isna().sum() == 3 and read["a"].isna().sum() == 5
+    assert "column 'when': 3 of" in caplog.text and "column 'a': 5 of" in caplog.text and "'1,234.5'" in caplog.text

@@ -228,15 +228,19 @@ class _FakeRun:
     report, with the table's path, and transformation.json), so the estimator's handling of its
     directory is tested in a second."""
 
+    #: the configuration of the last run made
+    last_config = None
+
     def __init__(self, out, data, target, config, **kwargs) -> None:
         self.out, self.data, self.target = Path(out), Path(data), target
+        _FakeRun.last_config = config
 
     def execute(self) -> dict:
-        from featteam.data import prepare
+        from featteam.data import load_table, prepare
         from featteam.expr import Transformation
 
         self.out.mkdir(parents=True, exist_ok=True)
-        dataset = prepare(pd.read_csv(self.data), self.target)
+        dataset = prepare(load_table(self.data), self.target)  # as Run reads it (load_dataset)
         Transformation(["f0", "f1", "*"], list(dataset.X.columns),
                        metadata={"preprocessor": dataset.preprocessor.to_dict()}).fit(dataset.X).save(
             self.out / "transformation.json")
@@ -287,9 +291,71 @@ def test_fit_in_a_run_dir_keeps_the_table_there(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "Run", _FakeRun)
     X, y = _regression()
     model = FeatTeam(run_dir=str(tmp_path / "run_here"), n_jobs=1).fit(X, y)
-    data = tmp_path / "run_here" / "training_data.csv"
+    data = tmp_path / "run_here" / "training_data.parquet"
     assert data.exists() and (tmp_path / "run_here" / "run" / "transformation.json").exists()
     assert model.report_["data"]["path"] == str(data)  # kept: the run resumes from it
+
+
+def test_the_search_reads_x_as_transform_does(monkeypatch):
+    """The fit's table went through a CSV file: dates came back as text (dropped as free text),
+    the category "NA" as a missing value, "True"/"False" as booleans, so the search and transform
+    read X differently.  Now the search reads X as prepare (and transform) read it."""
+    from featteam import pipeline, prepare
+    from featteam.estimator import FeatTeam
+
+    monkeypatch.setattr(pipeline, "Run", _FakeRun)
+    X, y = _regression()
+    rng = np.random.default_rng(1)
+    X["when"] = pd.date_range("2021-01-01", periods=len(X), freq="D")
+    X["code"] = rng.choice(["NA", "B"], size=len(X)).astype(object)
+    X["flag"] = rng.choice(["True", "False"], size=len(X)).astype(object)
+    X["mixed"] = pd.Series([1.5 if i % 2 else "n/a" for i in range(len(X))], dtype=object)  # Parquet needs text
+    model = FeatTeam(n_jobs=1).set_output(transform="pandas").fit(X, y)
+    expected = prepare(X.assign(target=y), "target").X
+    out = model.transform(X)
+    assert list(out.columns[:-1]) == list(expected.columns) == ["a", "b", "c", "d", "when", "code", "flag", "mixed"]
+    assert np.array_equal(out.iloc[:, :-1].to_numpy(), expected.to_numpy(), equal_nan=True)
+    assert not out["code"].isna().any() and not out["flag"].isna().any()
+
+
+def test_the_estimator_refuses_bad_input_clearly(monkeypatch):
+    from featteam import pipeline
+    from featteam.errors import DataError, FeatteamError
+    from featteam.estimator import FeatTeam
+
+    monkeypatch.setattr(pipeline, "Run", _FakeRun)
+    X, y = _regression()
+    with pytest.raises(DataError, match="X must be a table"):
+        FeatTeam(n_jobs=1).fit(np.zeros(40), np.zeros(40))
+    with pytest.raises(DataError, match="y is required"):
+        FeatTeam(n_jobs=1).fit(X, None)
+    with pytest.raises(FeatteamError, match="random_state must be an integer"):
+        FeatTeam(n_jobs=1, random_state=None).fit(X, y)
+    with pytest.raises(DataError, match="more than one column named"):
+        FeatTeam(n_jobs=1).fit(pd.concat([X, X[["a"]]], axis=1), y)
+    model = FeatTeam(n_jobs=1).fit(X.to_numpy(), y.to_numpy().reshape(-1, 1))  # y as one column
+    assert not hasattr(model, "feature_names_in_") and model.n_features_in_ == 4  # scikit-learn's rule
+    assert model.transform(X.to_numpy()).shape == (160, 5)
+    with pytest.raises(DataError, match="the fit saw 4 columns"):
+        model.transform(X.to_numpy()[:, :3])
+    with pytest.raises(ValueError, match="input_features has 3 names"):
+        model.get_feature_names_out(["a", "b", "c"])
+
+
+def test_settings_may_set_none_and_names_out_are_unique(monkeypatch):
+    """None in settings is a value (search_trees=None: the downstream model's trees), not skipped;
+    a new feature named like an input column gets a name of its own."""
+    from featteam import pipeline
+    from featteam.estimator import FeatTeam
+
+    monkeypatch.setattr(pipeline, "Run", _FakeRun)
+    X, y = _regression()
+    X = X.rename(columns={"d": "(a * b)"})
+    model = FeatTeam(n_jobs=1, preset="quick", settings={"search_trees": None}).fit(X, y)
+    assert _FakeRun.last_config.search_trees is None
+    names = list(model.get_feature_names_out())
+    assert names == ["a", "b", "c", "(a * b)", "new: (a * b)"] and len(set(names)) == len(names)
+    assert list(model.set_output(transform="pandas").transform(X).columns) == names
 
 
 @pytest.mark.slow

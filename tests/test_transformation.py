@@ -528,3 +528,45 @@ def test_transform_command_with_a_corrupt_file_is_one_line(tmp_path, capsys):
     (tmp_path / "t.json").write_text(json.dumps(bad))
     assert main(["transform", str(tmp_path / "t.json"), str(tmp_path / "d.csv"), "--out", str(tmp_path / "o.csv")]) == 1
     assert "featteam: error: malformed preprocessor" in capsys.readouterr().err
+
+
+def test_feature_transformer_reads_names_not_positions_and_says_what_it_cannot_read():
+    """Integer column names are names (they were matched by position, silently); infinite values
+    are imputed as Transformation does; a text or date column is refused by name."""
+    fit = pd.DataFrame({"0": [10.0, 20.0, 30.0, 40.0], "1": [1.0, 2.0, 3.0, 4.0]})
+    saved = Transformation.from_text("log(`0`)", ["0", "1"]).fit(fit)
+    swapped = pd.DataFrame({1: [1.0, 2.0, 3.0, 4.0], 0: [10.0, 20.0, 30.0, 40.0]})
+    np.testing.assert_allclose(FeatureTransformer(saved).fit(swapped).transform(swapped)[:, -1], np.log(fit["0"]))
+    by_text = FeatureTransformer("(`0` * `1`)").fit(swapped)
+    np.testing.assert_allclose(by_text.transform(swapped)[:, -1], fit["0"] * fit["1"])
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [4.0, 5.0, 6.0, 8.0]})
+    model = FeatureTransformer("(a * b)").fit(X)
+    out = model.transform(X.assign(a=[np.inf, 2.0, 3.0, 4.0]))
+    assert np.isfinite(out[:, -1]).all() and out[0, -1] == model.transformation_.transform(X.assign(a=np.nan))[0, 0]
+    on_arrays = FeatureTransformer("[f0 f1 *]").fit(X.to_numpy())
+    assert np.isfinite(on_arrays.transform(np.array([[np.inf, 1.0]]))[:, -1]).all()
+    with pytest.raises(TransformationError, match=r"column\(s\) \['id'\] are not numbers"):
+        FeatureTransformer("(a * b)").fit(X.assign(id=["u1", "u2", "u3", "u4"]))
+    with pytest.raises(TransformationError, match=r"column\(s\) \['a'\] are not numbers"):
+        FeatureTransformer("(a * b)").fit(X.assign(a=pd.date_range("2020-01-01", periods=4)))
+    with pytest.raises(TransformationError, match="hold dates or durations"):
+        Transformation.from_text("(a * b)", ["a", "b"]).fit(X).transform(X.assign(a=pd.date_range("2020", periods=4)))
+    with pytest.raises(TransformationError, match="more than one column named"):
+        Transformation.from_text("(a * b)", ["a", "b"]).fit(X).transform(pd.concat([X, X[["a"]]], axis=1))
+
+
+def test_output_names_are_unique_and_input_features_checked():
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [4.0, 5.0, 6.0, 8.0], "(a * b)": [0.0, 0.0, 0.0, 1.0]})
+    model = FeatureTransformer("(a * b)").fit(X)
+    assert list(model.get_feature_names_out()) == ["a", "b", "(a * b)", "new: (a * b)"]
+    y = np.array([1.0, 2.0, 3.0, 5.0])
+    make_pipeline(FeatureTransformer("(a * b)"), RandomForestRegressor(n_estimators=2)).set_output(
+        transform="pandas").fit(X, y)  # pandas output refused repeated names before
+    twice = make_pipeline(FeatureTransformer("(a * b)"), FeatureTransformer("(a * b)")).set_output(transform="pandas")
+    assert list(twice.fit_transform(X).columns)[-2:] == ["new: (a * b)", "new 2: (a * b)"]
+    with pytest.raises(ValueError, match="input_features has 2 names"):
+        model.get_feature_names_out(["p", "q"])
+    with pytest.raises(ValueError, match="are not the fit's columns"):
+        model.get_feature_names_out(["p", "q", "r"])
+    assert list(FeatureTransformer("[f0 f1 *]").fit(X.to_numpy()).get_feature_names_out(["p", "q", "r"]))[:3] == \
+        ["p", "q", "r"]

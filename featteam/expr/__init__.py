@@ -24,7 +24,7 @@ from .sequence import (
     stack_depths,
     to_postfix_text,
 )
-from .transformation import Transformation, TransformationError
+from .transformation import Transformation, TransformationError, output_names
 from .vocab import EOS, PAD, SEP, SOS, Vocabulary, feature_index, feature_token, token_text
 
 __all__ = [
@@ -32,6 +32,6 @@ __all__ = [
     "InvalidSequence", "MAX_NESTING", "MAX_TEXT_LENGTH", "OPERATORS", "Operator", "PAD", "SEP", "SOS",
     "Transformation", "TransformationError", "UNARY", "Vocabulary", "canonical_key", "check_structure",
     "check_values", "evaluate", "feature_index", "feature_token", "fill_missing", "fit_medians", "join_features",
-    "next_depth", "parse", "parse_infix", "parse_postfix", "render", "render_feature", "split_features",
-    "stack_depths", "to_postfix_text", "token_text",
+    "next_depth", "output_names", "parse", "parse_infix", "parse_postfix", "render", "render_feature",
+    "split_features", "stack_depths", "to_postfix_text", "token_text",
 ]

@@ -270,10 +270,26 @@ class Transformation:
                 raise TransformationError(f"input is missing column(s) {missing[:20]}"
                                           f"{' ...' if len(missing) > 20 else ''}; the transformation needs "
                                           f"{needed}")
-            position = {}
+            position: dict[str, int] = {}
+            repeated = set()
             for i, name in enumerate(names):
-                position.setdefault(name, i)  # the first of equal names, by position (not a repeated label)
+                if name in position:
+                    repeated.add(name)
+                position.setdefault(name, i)
+            used = {self.input_columns[i] for i in map(feature_index, self.tokens) if i is not None}
+            ambiguous = [c for c in self.input_columns if c in repeated and c in used]
+            if ambiguous:
+                raise TransformationError(f"input has more than one column named {ambiguous[:20]}: the "
+                                          "transformation cannot tell which to use; rename them")
             X = X.iloc[:, [position[c] for c in self.input_columns]]
+            # Dates and durations would silently become pandas' integer nanoseconds, not what a
+            # fit read (featteam reads dates as seconds through a saved table reading).
+            timed = [str(c) for c, dtype in X.dtypes.items() if str(c) in used and (
+                pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype))]
+            if timed:
+                raise TransformationError(f"input column(s) {timed[:20]} hold dates or durations, not numbers: "
+                                          "convert them to numbers first (a transformation saved by featteam fit "
+                                          "reads dates as seconds itself)")
             try:
                 return X.to_numpy(dtype=np.float64, na_value=np.nan)
             except (TypeError, ValueError) as exc:
@@ -419,6 +435,33 @@ class Transformation:
             raise TransformationError(f"{path} holds text that is not valid Unicode "
                                       "(a lone surrogate escape such as \\ud800)") from None
         return cls.from_dict(data)
+
+
+def output_names(inputs: Sequence[str], formulas: Sequence[str]) -> list[str]:
+    """The names of new features beside the columns ``inputs``: each formula, or where that name
+    is taken, ``new: formula`` (then ``new 2: formula``, ...), so that every name is unique.
+
+    Parameters
+    ----------
+    inputs : sequence of str
+        The names of the columns the new features are placed beside.
+    formulas : sequence of str
+        The new features' readable formulas.
+
+    Returns
+    -------
+    list of str
+    """
+    taken = set(inputs)
+    names = []
+    for formula in formulas:
+        name, k = formula, 1
+        while name in taken:
+            name = f"new: {formula}" if k == 1 else f"new {k}: {formula}"
+            k += 1
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 class _DuplicateKey(ValueError):
