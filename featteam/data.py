@@ -17,6 +17,7 @@ seconds since 1970-01-01 UTC, well inside that bound.
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import hashlib
 import logging
@@ -233,8 +234,7 @@ class Preprocessor:
             if name in self.categories:
                 lookup = {c: float(i) for i, c in enumerate(self.categories[name])}
                 out[name] = column.astype("string").map(lookup).astype(float)
-            elif name in self.dates and not (pd.api.types.is_numeric_dtype(column) or
-                                             pd.api.types.is_datetime64_any_dtype(column)):
+            elif name in self.dates and not (pd.api.types.is_numeric_dtype(column) or _is_dates(column)):
                 out[name] = _to_float(pd.to_datetime(column, errors="coerce", utc=True, format="mixed"))
             else:
                 out[name] = _to_float(column, self.datetime_unit)
@@ -366,9 +366,22 @@ def _warn_unread(name: str, raw: pd.Series, read: pd.Series, categorical: bool) 
                    name, int(lost.sum()), int(raw.notna().sum()), what, example)
 
 
+def _is_dates(column: pd.Series) -> bool:
+    """Whether ``column`` holds dates: a datetime dtype, or Python dates (a Parquet ``date32``
+    column reads as objects of ``datetime.date``)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return True
+    if not pd.api.types.is_object_dtype(column):
+        return False
+    present = column.dropna()
+    return len(present) > 0 and all(isinstance(v, datetime.date) for v in present)
+
+
 def _to_float(column: pd.Series, datetime_unit: str = "s") -> pd.Series:
     if pd.api.types.is_bool_dtype(column):
         return column.astype(float)
+    if pd.api.types.is_object_dtype(column) and _is_dates(column):
+        column = pd.to_datetime(column, utc=True).dt.tz_convert(None)  # a date: midnight UTC
     if pd.api.types.is_datetime64_any_dtype(column):
         if datetime_unit == "native":
             return column.astype("int64").astype(float).where(column.notna())
@@ -523,7 +536,7 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
                         "as a feature would leak it; rename or remove that column")
     source_names = dict(zip(names, features.columns))
     as_numbers = all(pd.api.types.is_numeric_dtype(features.iloc[:, i]) or
-                     pd.api.types.is_datetime64_any_dtype(features.iloc[:, i]) for i in range(features.shape[1]))
+                     _is_dates(features.iloc[:, i]) for i in range(features.shape[1]))
     raw = RawFeatures(names, source_names, None if as_numbers else features.reset_index(drop=True),
                       drop_redundant, nan)
     X, preprocessor, n_inf = _read_features(replace(raw, frame=features), None, notes)
@@ -594,7 +607,7 @@ def _read_features(raw: RawFeatures, rows: np.ndarray | None,
         notes.append(f"column {col!r}: {n} value(s) beyond +-{BOUND:g} clipped to +-{BOUND:g} (the bound of "
                      "featteam's operators; new rows are clipped the same way)")
     dates = [c for position, c in enumerate(raw.names)
-             if c in X.columns and pd.api.types.is_datetime64_any_dtype(frame.iloc[:, position])]
+             if c in X.columns and _is_dates(frame.iloc[:, position])]
     preprocessor = Preprocessor(list(X.columns), categories, {c: raw.source_names[c] for c in X.columns},
                                 dates=dates)
     return X, preprocessor, n_inf

@@ -463,3 +463,24 @@ def test_dates_written_as_text_read_as_the_fit_read_them(tmp_path, small_regress
         read = dataset.preprocessor.transform(new)
     assert read["when"].isna().sum() == 3 and read["a"].isna().sum() == 5
     assert "column 'when': 3 of" in caplog.text and "column 'a': 5 of" in caplog.text and "'1,234.5'" in caplog.text
+
+
+def test_parquet_dates_without_a_time_are_dates(tmp_path, small_regression):
+    """A Parquet date32 column reads as Python dates (objects): read as seconds, like datetimes,
+    not as text with too many values (dropped)."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    days = [datetime.date(2020, 1, 1) + datetime.timedelta(days=i) for i in range(len(small_regression))]
+    days[3] = None
+    table = pa.Table.from_pandas(small_regression, preserve_index=False).append_column(
+        "day", pa.array(days, type=pa.date32()))
+    pq.write_table(table, tmp_path / "t.parquet")
+    dataset = prepare(load_table(tmp_path / "t.parquet"), "target")
+    assert dataset.preprocessor.dates == ["day"]
+    assert dataset.X["day"].iloc[0] == 1577836800.0 and np.isnan(dataset.X["day"].iloc[3])
+    as_text = pd.DataFrame({"day": [str(d) if d else None for d in days]})
+    read = dataset.preprocessor.transform(small_regression.drop(columns="target").assign(day=as_text["day"]))
+    assert np.array_equal(read["day"].to_numpy(), dataset.X["day"].to_numpy(), equal_nan=True)
