@@ -282,6 +282,78 @@ def test_a_completion_without_text_is_an_empty_answer():
         assert _openai(server.url).propose([{"role": "user", "content": "hi"}], n=2, seed=0) == ["", "[a b *]"]
 
 
+COMPLETION = json.dumps({"choices": [{"message": {"role": "assistant", "content": "[a b *]"}}]})
+
+
+@pytest.mark.parametrize("charset, error", [
+    ("undefined", "UnicodeError"),  # these two codecs raise UnicodeError itself, not UnicodeDecodeError
+    ("punycode", "UnicodeError"),
+    ("utf-32", "UnicodeDecodeError"),
+])
+def test_a_200_in_a_charset_that_cannot_be_read_is_an_unreadable_body(charset, error):
+    with FakeChatServer([("raw", 200, f"application/json; charset={charset}", COMPLETION)] * 3) as server:
+        backend = _openai(server.url)
+        with pytest.raises(LLMError) as info:
+            backend.propose([{"role": "user", "content": "hi"}], n=1, seed=0)
+        assert len(server.requests) == 1  # not retried: the endpoint did answer
+    assert str(info.value) == f"the teacher at {server.url}: answered HTTP 200 with an unreadable body: {error}"
+    assert backend.usage.failures == 1
+
+
+@pytest.mark.parametrize("status, charset", [(404, "undefined"), (500, "utf-32"), (429, "undefined"),
+                                             (404, "rot13"), (500, "base64")])
+def test_an_error_status_in_a_charset_that_cannot_be_read_is_a_teacher_failure(status, charset):
+    """The client reads an error's body to make its message: a charset it cannot decode there is
+    an LLMError naming the endpoint, not a UnicodeError (or a codec's TypeError) out of the fit."""
+    body = json.dumps({"error": {"message": "model not loaded"}})
+    with FakeChatServer([("raw", status, f"application/json; charset={charset}", body)] * 3) as server:
+        with pytest.raises(LLMError, match=f"^the teacher at {server.url}: "):
+            _openai(server.url, max_retries=1).propose([{"role": "user", "content": "hi"}], n=1, seed=0)
+
+
+def test_a_charset_that_names_no_text_encoding_is_read_as_utf8():
+    """As the HTTP library reads a charset it does not know (``rot13`` decodes text, not bytes)."""
+    with FakeChatServer([("raw", 200, "application/json; charset=rot13", COMPLETION)]) as server:
+        assert _openai(server.url).propose([{"role": "user", "content": "hi"}], n=1, seed=0) == ["[a b *]"]
+
+
+def test_an_unreadable_body_falls_back_to_exploration():
+    evaluator = _evaluator()
+    with FakeChatServer([("raw", 200, "application/json; charset=undefined", COMPLETION)] * 3) as server:
+        builder = _builder(evaluator, _openai(server.url, max_retries=0), teacher_fallback="explore")
+        builder.build()
+    assert len(builder.valid) == 3 and isinstance(builder.teacher_error, LLMError)
+    assert builder.report().teacher.stopped_because.startswith(
+        f"{TEACHER_FAILED} at {server.url}: answered HTTP 200 with an unreadable body: UnicodeError")
+
+
+@pytest.mark.parametrize("url, shown, problem", [
+    ("http://[::1", "http://[::1", "it cannot be read (Invalid IPv6 URL)"),
+    ("http://user:secret@[::1/v1", "http://[::1/v1", "it cannot be read (Invalid IPv6 URL)"),
+    ("http://127.0.0.1:8000\x00/v1", "http://127.0.0.1:8000\\x00/v1", "it holds a space or a control character"),
+    ("http://127.0.0.1:99999/v1", "http://127.0.0.1:99999/v1", "it cannot be read (Port out of range 0-65535)"),
+    ("localhost:8000/v1", "localhost:8000/v1", "it does not start with http:// or https://"),
+    ("http:///v1", "http:///v1", "it names no host"),
+    ("http://a..b/v1", "http://a..b/v1", "its host is no name a connection can use"),  # (failed on each request)
+    # passes the checks, refused by the HTTP library itself (its InvalidURL)
+    ("http://user:secret@256.1.1.1/v1", "http://256.1.1.1/v1", "the HTTP client refuses it (Invalid IPv4 address"),
+])
+def test_a_malformed_base_url_is_a_clear_error_naming_it_without_credentials(url, shown, problem):
+    with pytest.raises(FeatteamError) as info:
+        _openai(url)
+    message = str(info.value)
+    assert not isinstance(info.value, LLMError)  # nothing was asked: the setting is wrong
+    assert message.startswith(f"the teacher's base URL '{shown}' is not usable: {problem}")
+    assert "--base-url" in message and "secret" not in message
+
+
+def test_a_malformed_base_url_fails_the_fit_with_one_line(tmp_path, monkeypatch, capsys):
+    code, _ = _fit(tmp_path, monkeypatch, "http://user:secret@[::1/v1", "--teacher-fallback", "explore")
+    error = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in error and "internal error" not in error and "secret" not in error
+    assert error.startswith("featteam: error: the teacher's base URL 'http://[::1/v1' is not usable")
+
+
 # -- 5. column names that look like tokens ----------------------------------------------------
 
 TRICKY = ["age", "income", "f0", "f1"]

@@ -6,8 +6,10 @@ and put in error messages without them (:func:`~featteam.llm.base.redact_url`).
 
 What an endpoint answers is data.  Timeouts, refused connections, HTTP 429 and 5xx are
 retried (``max_retries``); anything else that is not a chat completion - another HTTP
-error, a body that is not JSON or not a completion - is an :class:`LLMError` at once,
-naming the endpoint, the HTTP status and the start of the body.
+error, a body that is not JSON, not text in its charset or not a completion - is an
+:class:`LLMError` at once, naming the endpoint, the HTTP status and the start of the body.
+A base URL that is no http(s) URL with a host is a :class:`FeatteamError` before any request
+(:func:`check_base_url`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,78 @@ def _split_credentials(url: str | None) -> tuple[str | None, tuple[str, str] | N
     userinfo, _, host = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), (unquote(user), unquote(password))
+
+
+#: The URL schemes an endpoint is reached with.
+URL_SCHEMES = ("http", "https")
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an endpoint's base URL, in words; None when nothing does."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "it holds a space or a control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number in 0-65535
+    except ValueError as exc:  # a broken IPv6 host ("http://[::1"), a bad port
+        return f"it cannot be read ({exc})"
+    if parts.scheme.lower() not in URL_SCHEMES:
+        return "it does not start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.hostname.isascii():  # (the HTTP library checks a name in other letters itself)
+        try:
+            # What the connection does with it: an empty label or one over 63 characters fails there.
+            parts.hostname.encode("idna")
+        except UnicodeError as exc:
+            return f"its host is no name a connection can use ({exc})"
+    return None
+
+
+def _bad_url(url: str, problem: str) -> FeatteamError:
+    """The error for an unusable base URL, which names it without credentials (a password in it
+    must not reach a log or a terminal)."""
+    return FeatteamError(f"the teacher's base URL {redact_url(url)!r} is not usable: {problem}; give --base-url "
+                         "(or FEATTEAM_BASE_URL) as http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:8000/v1")
+
+
+def check_base_url(url: str) -> None:
+    """Check that ``url`` can be an endpoint's base URL: an http or https URL with a host and, if
+    any, a port that is a number, without spaces or control characters.
+
+    Checked before the client is made: the client's HTTP library refuses some bad URLs with an
+    exception of its own (not an error meant for the user) and takes others, such as one without
+    a scheme, only to fail on every request, each failure retried.
+
+    Parameters
+    ----------
+    url : str
+        The base URL as given (it may hold credentials: they are not shown).
+
+    Raises
+    ------
+    FeatteamError
+        Naming the URL (without credentials) and what is wrong with it.
+    """
+    problem = _url_problem(url)
+    if problem is not None:
+        raise _bad_url(url, problem)
+
+
+def _text_charset(response: Any) -> None:
+    """Response hook of the HTTP client: a charset that names no text encoding (``rot13``,
+    ``base64``: codecs from text to text or bytes to bytes) is read as UTF-8, as the HTTP
+    library reads one it does not know.  Otherwise the client, reading an error's body to make
+    its message, fails inside the codec with a TypeError that says nothing of the endpoint."""
+    charset = response.charset_encoding
+    if charset is None:
+        return
+    try:
+        b"x".decode(charset)  # (empty bytes decode under any name)
+    except LookupError:  # unknown, or no text encoding
+        response.encoding = "utf-8"
+    except UnicodeError:  # a text encoding that refuses these bytes: the body's readers report it
+        pass
 
 
 def read_completion(body: str, status: int, endpoint: str) -> tuple[str, int, int]:
@@ -136,6 +210,8 @@ class OpenAIChat(LLMBackend):
         if not key and url is None:
             raise FeatteamError("the openai teacher needs an API key: set FEATTEAM_API_KEY or OPENAI_API_KEY, "
                                 "or give --base-url for a local server that needs none")
+        if url is not None:
+            check_base_url(url)
         #: the endpoint as recorded and shown: no credentials
         self.base_url = redact_url(url)
         self.endpoint = self.base_url or OPENAI_API
@@ -146,9 +222,18 @@ class OpenAIChat(LLMBackend):
         request_url, basic_auth = _split_credentials(url)
         # The URL given to the client has no user:password@ (the HTTP library logs the URLs it
         # requests); the pair is sent as basic authentication, as it would be from the URL.
-        http_client = openai.DefaultHttpxClient(auth=basic_auth, timeout=self.timeout) if basic_auth else None
-        self._client = openai.OpenAI(api_key=key or "not-needed", base_url=request_url, timeout=self.timeout,
-                                     max_retries=0, http_client=http_client)
+        try:
+            http_client = openai.DefaultHttpxClient(auth=basic_auth, timeout=self.timeout,
+                                                    event_hooks={"response": [_text_charset]})
+            self._client = openai.OpenAI(api_key=key or "not-needed", base_url=request_url, timeout=self.timeout,
+                                         max_retries=0, http_client=http_client)
+        except Exception as exc:
+            # A URL the checks above let through and the HTTP library still refuses: its InvalidURL
+            # (matched by name: the library is httpx or a renamed copy, by the client's version).
+            # The URL given to the client holds no credentials, so its message may be shown.
+            if url is None or type(exc).__name__ != "InvalidURL":
+                raise
+            raise _bad_url(url, f"the HTTP client refuses it ({str(exc)[:EXCERPT]})") from None
         self._retryable = (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
                            openai.InternalServerError)
         self._openai = openai
@@ -200,6 +285,14 @@ class OpenAIChat(LLMBackend):
                                                   self.backoff)
         except LLMError as exc:
             raise LLMError(exc.detail, self.endpoint) from None
+        except UnicodeEncodeError:  # the request's own text, not the endpoint's answer
+            raise
+        except UnicodeError as exc:
+            # The client reads an error status's body as text to make its error; a body its charset
+            # cannot decode (``undefined``; ``utf-32`` without its byte order mark) fails there.
+            self.usage.failures += 1
+            raise LLMError(f"answered an error with an unreadable body: {type(exc).__name__}: {excerpt(exc)}",
+                           self.endpoint) from None
         except openai.APIStatusError as exc:  # 4xx other than 429: retrying will not help
             self.usage.failures += 1
             body = exc.response.text if exc.response is not None else exc.body
@@ -209,7 +302,9 @@ class OpenAIChat(LLMBackend):
             raise LLMError(f"{type(exc).__name__}: {excerpt(exc)}", self.endpoint) from None
         try:
             body = data.decode(encoding or "utf-8")
-        except (LookupError, UnicodeDecodeError) as exc:  # a body that cannot be decoded as text
+        except (LookupError, UnicodeError) as exc:  # no such codec, or bytes the codec refuses
+            # UnicodeError, not only UnicodeDecodeError: some codecs a Content-Type may name
+            # (``undefined``, ``punycode``) raise the parent class.
             self.usage.failures += 1
             raise LLMError(f"answered HTTP {status} with an unreadable body: {type(exc).__name__}",
                            self.endpoint) from None
