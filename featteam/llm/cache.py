@@ -31,6 +31,9 @@ class ResponseCache:
     a lookup in a file that does not exist yet is a miss that creates nothing.  A file that is
     not a database, or a damaged one, is left as it is: the cache warns once and answers every
     lookup with a miss (the fit asks the LLM), and a stored response that is not JSON is a miss.
+    A location where the file cannot be made or opened (its folder cannot be created: a file
+    stands in the way; no permission) is treated the same: warned of once, never written, and
+    never an error after the LLM has answered (that answer is still used).
 
     Parameters
     ----------
@@ -68,7 +71,8 @@ class ResponseCache:
 
     def _use(self, action: Callable[[sqlite3.Connection], T], default: T, create: bool = False) -> T:
         """``action(db)`` under the lock; ``default`` when there is no database to read (``create``:
-        make it) or the file is damaged: then warn once, keep the file and stop using it."""
+        make it) or the file is damaged or cannot be made: then warn once, keep whatever is there
+        and stop using it."""
         with self._lock:
             if self._broken:
                 return default
@@ -80,6 +84,14 @@ class ResponseCache:
             except sqlite3.DatabaseError as exc:
                 logger.warning("the LLM response cache %s cannot be used (%s): running without it; remove the "
                                "file to start a new one", self.path, exc)
+                self._broken = True
+                return default
+            except OSError as exc:
+                # Its folder cannot be created or looked at.  Raised after the endpoint answered,
+                # this would lose a paid answer and stop the fit: the cache is a saving, not a need.
+                logger.warning("the LLM response cache %s cannot be created or opened (%s): running without it; "
+                               "check that its folder can be made and written to (the shared cache's is "
+                               "FEATTEAM_CACHE_DIR)", self.path, exc)
                 self._broken = True
                 return default
 

@@ -1,0 +1,41 @@
+"""The LLM response cache where its file cannot be made: like a damaged one, it warns once and
+then misses every lookup and skips every write; the endpoint's answer is never lost to it."""
+
+from __future__ import annotations
+
+import logging
+
+from featteam.llm.cache import CACHE_FILE, ResponseCache
+from featteam.llm.openai_backend import OpenAIChat
+
+from .fake_openai import FakeChatServer
+
+
+def _blocked(tmp_path):
+    """A cache path whose folder cannot be created: a file stands where the folder would be."""
+    (tmp_path / "afile").write_text("not a folder")
+    return tmp_path / "afile" / CACHE_FILE
+
+
+def test_a_cache_whose_folder_cannot_be_made_warns_once_and_misses(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="featteam.llm.cache")
+    cache = ResponseCache(_blocked(tmp_path))
+    assert cache.get("k") is None
+    cache.put("k", "answer")  # no OSError
+    cache.put("k2", ["x"])
+    assert cache.get("k") is None and cache.get("k2") is None and len(cache) == 0
+    (warning,) = [r for r in caplog.records if r.name == "featteam.llm.cache"]
+    assert "cannot be created or opened" in warning.getMessage() and "running without it" in warning.getMessage()
+    assert (tmp_path / "afile").read_text() == "not a folder"  # left as it was
+
+
+def test_an_answer_is_kept_when_the_cache_cannot_store_it(tmp_path, caplog):
+    with FakeChatServer([(200, "[f0 f1 +]"), (200, "[f0 sqrt]")]) as server:
+        backend = OpenAIChat(model="m", base_url=server.url, max_retries=0, timeout=5,
+                             cache=ResponseCache(_blocked(tmp_path)))
+        assert backend.propose([{"role": "user", "content": "hi"}], n=1, seed=0) == ["[f0 f1 +]"]
+        # asked again: a miss, so the endpoint answers (nothing was stored, nothing fails)
+        assert backend.propose([{"role": "user", "content": "hi"}], n=1, seed=0) == ["[f0 sqrt]"]
+        assert len(server.requests) == 2
+    assert backend.usage.calls == 2 and backend.usage.cache_hits == 0
+    assert caplog.text.count("cannot be created or opened") == 1
