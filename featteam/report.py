@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .candidates import DecodeSummary
 from .config import FitConfig
+from .llm.base import Usage
 from .records import from_dict, write_json
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,13 @@ class SourceSummary:
 
 @dataclass
 class TeacherSummary:
-    """The teacher's backend, its usage and what it got wrong."""
+    """The teacher's backend, its usage and what it got wrong.
+
+    ``usage`` holds the fields of :class:`featteam.llm.base.Usage` (calls, tokens, cache hits,
+    ...), checked as that record is when the summary is made or read back: a count that is not
+    an integer (or is null) is a TypeError (a damaged ``report.json``, which
+    :meth:`RunReport.load` starts afresh), one that is missing reads as its default, 0.
+    """
 
     backend: str
     model: str | None
@@ -49,6 +56,17 @@ class TeacherSummary:
     raw_error_classes: dict[str, int]
     stopped_because: str
     base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # A dict, not a Usage, in the record (its readers index it); checked here so that what
+        # reads it (summary_text) can count on every field being there with its type.  Keys that
+        # are not Usage's (a newer writer's) are kept.
+        usage = from_dict(Usage, self.usage)
+        for item in fields(Usage):
+            # from_dict takes null for any field; only the budgets (None by default) may be null
+            if getattr(usage, item.name) is None and item.default is not None:
+                raise TypeError(f"the teacher's usage {item.name} is null, not a number")
+        self.usage = {**self.usage, **usage.to_dict()}
 
 
 @dataclass
