@@ -10,14 +10,17 @@ the report and the benchmark all read it.
 from __future__ import annotations
 
 import logging
+import math
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from .expr import ErrorKind, InvalidSequence, canonical_key, render, to_postfix_text
+from .expr import ErrorKind, InvalidSequence, canonical_key, check_structure, render, to_postfix_text
 
 if TYPE_CHECKING:
     from .evaluation import Evaluator
@@ -105,6 +108,76 @@ class Candidate:
     def reject(self, error: ErrorKind, message: str) -> "Candidate":
         self.error, self.message, self.score = error, message, None
         return self
+
+
+def unusable_because(candidate: Candidate, n_features: int | None = None) -> str | None:
+    """Why a candidate read back from a run file cannot be taken in; None when it can.
+
+    A record's types are checked as it is read (:func:`featteam.records.read_jsonl`), not its
+    values: a score that is not a finite number (NaN sorts first in :func:`top_k`), or a
+    candidate marked valid whose tokens are no transformation (of ``n_features`` columns) -
+    hand-edited or damaged lines - would make a later step fail on it.  Rejected candidates
+    (an error, or no tokens) keep whatever tokens they were rejected for.
+
+    Parameters
+    ----------
+    candidate : Candidate
+    n_features : int, optional
+        The table's number of columns; None: any column index is taken.
+
+    Returns
+    -------
+    str or None
+        The reason, in words (the same words for the same reason, so that they can be counted).
+    """
+    if candidate.score is not None and not math.isfinite(candidate.score):
+        return "a score that is not a finite number"
+    if candidate.valid:
+        tokens = candidate.tokens
+        try:
+            # The structure alone: the search's limits on length and feature count are the run's
+            # settings, and a file written under other settings is no damaged one.
+            check_structure(tokens, sys.maxsize if n_features is None else n_features, max_length=len(tokens),
+                            max_features=len(tokens), max_feature_length=None)
+        except InvalidSequence:
+            return ("tokens that are no transformation" if n_features is None
+                    else f"tokens that are no transformation of the table's {n_features} columns")
+    return None
+
+
+def read_candidates(path: str | Path, n_features: int | None = None) -> list[Candidate]:
+    """The candidates of a run file (``golden.jsonl``, ``candidates.jsonl``) that can be used.
+
+    Lines that cannot be read as candidates are skipped by :func:`featteam.records.read_jsonl`
+    (each with a warning); candidates whose values cannot be used (:func:`unusable_because`)
+    are skipped here, with one warning that says how many and why.
+
+    Parameters
+    ----------
+    path : str or Path
+    n_features : int, optional
+        The table's number of columns: a valid candidate must use no other.  None: not checked.
+
+    Returns
+    -------
+    list of Candidate
+        In the file's order.
+    """
+    from .records import read_jsonl
+
+    kept: list[Candidate] = []
+    skipped: Counter[str] = Counter()
+    for candidate in read_jsonl(path, Candidate):
+        reason = unusable_because(candidate, n_features)
+        if reason is None:
+            kept.append(candidate)
+        else:
+            skipped[reason] += 1
+    if skipped:
+        reasons = ", ".join(f"{count} with {reason}" for reason, count in skipped.items())
+        logger.warning("%s: %d candidate lines skipped (%s): the run goes on without them (remove the run "
+                       "directory to compute them afresh)", path, sum(skipped.values()), reasons)
+    return kept
 
 
 def check_and_score(candidates: list[Candidate], evaluator: "Evaluator", columns: Sequence[str],

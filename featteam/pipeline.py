@@ -15,7 +15,7 @@ import logging
 import time
 from pathlib import Path
 
-from .candidates import Candidate
+from .candidates import Candidate, read_candidates
 from .config import PRESETS, FitConfig
 from .data import Dataset, load_dataset
 from .errors import FeatteamError
@@ -23,7 +23,7 @@ from .engine import Engine, make_engine
 from .evaluation import Evaluator
 from .expr import OPERATORS
 from .llm.base import redact_url
-from .records import read_jsonl, write_jsonl
+from .records import write_jsonl
 from .report import DataSummary, RunReport, ScreenSummary
 from .selection import select
 from .steps import STEP_NAMES, STEPS, RunContext, Step
@@ -81,6 +81,7 @@ class Run:
         self.report = RunReport.load(self.report_path)
         self._data_key_cache: str | None = None
         self._reading: str | None = None  # the columns' reading under the protocol (set by load)
+        self._n_features: int | None = None  # the table's columns as read (set with _reading)
 
     # -- keys and records ------------------------------------------------------------
 
@@ -139,8 +140,16 @@ class Run:
         write_jsonl(path, kept + list(candidates))
 
     def read_candidates(self, name: str = "candidates.jsonl") -> list[Candidate]:
+        """The usable candidates of the run file ``name`` (none if it is missing): a line that
+        cannot be read, a score that is not a finite number or a valid candidate that is no
+        transformation of this table's columns is skipped with a warning
+        (:func:`featteam.candidates.read_candidates`), not left to fail a later step."""
         path = self.out / name
-        return read_jsonl(path, Candidate) if path.exists() else []
+        if not path.exists():
+            return []
+        if self._n_features is None:  # asked before the run read its table
+            self._read_with(self._evaluator(None))
+        return read_candidates(path, self._n_features)
 
     # -- the run ---------------------------------------------------------------------
 
@@ -159,6 +168,7 @@ class Run:
     def _read_with(self, evaluator: Evaluator) -> None:
         """Key this run's data by the reading of its columns that ``evaluator`` made."""
         self._reading = json.dumps(evaluator.dataset.preprocessor.to_dict(), sort_keys=True)
+        self._n_features = evaluator.dataset.X.shape[1]
         self._data_key_cache = None
 
     def load(self, engine: Engine | None = None) -> tuple[Dataset, Evaluator]:

@@ -23,14 +23,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
-from .candidates import Candidate, median, mode_of_source, top_k
+from .candidates import Candidate, median, mode_of_source, read_candidates, top_k
 from .errors import FeatteamError
 from .evaluation import Evaluator, Scored
 from .explore import Explorer
 from .expr import ErrorKind, InvalidSequence, canonical_key, check_structure, parse_postfix, render, to_postfix_text
 from .llm.base import BudgetExhausted, LLMBackend, LLMError, redact_url
 from .llm.prompts import build_messages, column_words, example_text
-from .records import read_jsonl, to_json_value, write_jsonl
+from .records import to_json_value, write_jsonl
 from .report import GoldenReport, SourceSummary, TeacherSummary
 
 logger = logging.getLogger(__name__)
@@ -98,8 +98,11 @@ def save_golden(examples: Iterable[Candidate], path: str | Path) -> None:
     write_jsonl(path, examples)
 
 
-def load_golden(path: str | Path) -> list[Candidate]:
-    return read_jsonl(path, Candidate)
+def load_golden(path: str | Path, n_features: int | None = None) -> list[Candidate]:
+    """The golden set saved at ``path``, without the lines that cannot be used (a score that is
+    not a finite number; a valid example whose tokens are no transformation of ``n_features``
+    columns): :func:`featteam.candidates.read_candidates`."""
+    return read_candidates(path, n_features)
 
 
 class GoldenSetBuilder:
