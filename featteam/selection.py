@@ -270,13 +270,22 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float) -> _Opti
     largest gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard
     errors (``margin`` 0: if it is above zero); otherwise the original.  Paper protocol: the best
     search score, the score the protocol reports, if it is above the original features' (the
-    literature reports the best found)."""
+    literature reports the best found).  The finalists compared are distinct transformations."""
     first = sorted(range(len(options)), key=lambda i: (-options[i].scores[0], len(options[i].features), i))
     if evaluator.protocol == "paper":
         for option in options:
             option.gain = option.scores[0] - options[0].scores[0]
         return options[first[0]] if options[first[0]].gain > 0 else options[0]
-    compared = compare_on_choice_rows(options, sorted(set(first[:RESCORED]) | {0}), evaluator)
+    # The RESCORED best distinct finalists: a decoder that writes a golden example back, or a bank
+    # prefix that equals a mode's best, is the same transformation under another label, and would
+    # take the slot of another finalist (the first label, in the order above, keeps it).
+    finalists: list[int] = []
+    seen: set[tuple[str, ...]] = {()}  # the original features' (compared anyway)
+    for i in first:
+        if len(finalists) < RESCORED and tuple(options[i].tokens) not in seen:
+            seen.add(tuple(options[i].tokens))
+            finalists.append(i)
+    compared = compare_on_choice_rows(options, sorted(set(finalists) | {0}), evaluator)
     contenders = [i for i in compared if i != 0]
     if not contenders:
         return options[0]

@@ -210,6 +210,35 @@ def test_the_margin_decides_whether_a_gain_within_one_standard_error_is_kept():
     assert worse[1].scores[0] < worse[0].scores[0] and choose(worse, paper, margin=1.0) is worse[0]
 
 
+def test_the_finalists_compared_on_the_choice_rows_are_distinct(monkeypatch):
+    """A decoder that writes a golden example back gives one transformation under two labels: it
+    took two of the three slots of the comparison.  The original features took one when their
+    search score ranked them among the best three."""
+    import featteam.selection as selection
+
+    compared: list[list[int]] = []
+
+    def record(options, indices, evaluator):
+        compared.append(list(indices))
+        for i in indices:
+            options[i].gain, options[i].standard_error = (0.0, 0.0) if i == 0 else (0.01 * i, 0.001)
+        return list(indices)
+
+    monkeypatch.setattr(selection, "compare_on_choice_rows", record)
+
+    class Honest:
+        protocol = "honest"
+
+    def options(original_score):
+        tokens = [["f0", "f1", "*"], ["f0", "f1", "*"], ["f0", "f2", "+"], ["f1", "log"], ["f2", "sqrt"]]
+        return [_Option("original", [], [original_score], [])] + [
+            _Option(f"m{i}", t, [0.9 - 0.05 * i], [None]) for i, t in enumerate(tokens)]
+
+    choose(options(0.5), Honest(), margin=0.0)
+    choose(options(0.95), Honest(), margin=0.0)
+    assert compared == [[0, 1, 3, 4], [0, 1, 3, 4]]
+
+
 def test_the_transformation_that_adds_nothing_round_trips(tmp_path):
     frame = pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": [3.0, 4.0, 5.0]})
     fitted = Transformation([], ["a", "b"]).fit(frame)
