@@ -39,3 +39,20 @@ def test_an_answer_is_kept_when_the_cache_cannot_store_it(tmp_path, caplog):
         assert len(server.requests) == 2
     assert backend.usage.calls == 2 and backend.usage.cache_hits == 0
     assert caplog.text.count("cannot be created or opened") == 1
+
+
+def test_the_local_teachers_answers_are_kept_per_grammar(tmp_path, monkeypatch):
+    """The local teacher samples under the grammar: answers sampled with one longest feature are
+    not answers for another (they were served from the cache for every max_feature_length)."""
+    from featteam.expr import Grammar, Vocabulary
+    from featteam.llm.cache import ResponseCache
+    from featteam.llm.local import LocalLM
+
+    teacher = LocalLM(cache=ResponseCache(tmp_path / "cache.sqlite"))
+    sampled: list[int] = []
+    monkeypatch.setattr(teacher, "_load", lambda: None)
+    monkeypatch.setattr(teacher, "_sample", lambda messages, n, seed, grammar: sampled.append(n) or ["[f0 f1 +]"] * n)
+    messages = [{"role": "user", "content": "write features"}]
+    for longest in (4, 4, 9):
+        teacher.propose(messages, 2, seed=0, grammar=Grammar(Vocabulary(3), max_feature_length=longest))
+    assert sampled == [2, 2] and teacher.usage.cache_hits == 1

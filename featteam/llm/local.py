@@ -260,7 +260,9 @@ class LocalLM(LLMBackend):
             raise FeatteamError("the local backend samples under a grammar; pass one")
         key = cache_key(backend=self.name, model=self.model_name, messages=messages, n=n, seed=seed,
                         temperature=self.temperature, n_features=grammar.vocab.n_features,
-                        max_length=grammar.max_length, max_features=grammar.max_features)
+                        max_length=grammar.max_length, max_features=grammar.max_features,
+                        # the grammar the answers were sampled under, and their batches' seeds
+                        max_feature_length=grammar.max_feature_length, batch_size=self.batch_size)
         cached = self.cache.get(key)
         if cached is not None:
             self.usage.cache_hits += 1
