@@ -261,12 +261,19 @@ class Run:
 
     def safety_stops(self) -> list[str]:
         """The trainings a wall-clock safety stop ended (budgets are epochs and steps: a run with
-        none is reproducible)."""
+        none is reproducible), and a teacher that failed (a timeout, an outage) where the golden
+        set went on with exploration: the golden set then depends on the endpoint's behaviour."""
+        from .teacher import TEACHER_FAILED
+
         steps, stops = self.report.steps, []
+        teacher = steps.golden.teacher if steps.golden is not None else None
+        if teacher is not None and teacher.stopped_because.startswith(TEACHER_FAILED):
+            stops.append(f"the teacher failed and the golden set went on with exploration "
+                         f"({teacher.stopped_because[:200]})")
         if steps.latent is not None and steps.latent.training.time_limited:
-            stops.append(f"the latent model's training after {steps.latent.training.epochs} epochs "
+            stops.append(f"a wall-clock safety stop ended the latent model's training after {steps.latent.training.epochs} epochs "
                          f"(latent_max_seconds={self.config.latent_max_seconds:g})")
         if steps.student is not None and steps.student.finetune.time_limited:
-            stops.append(f"the student's fine-tuning after {steps.student.finetune.steps} steps "
+            stops.append(f"a wall-clock safety stop ended the student's fine-tuning after {steps.student.finetune.steps} steps "
                          f"(student_max_seconds={self.config.student_max_seconds:g})")
         return stops

@@ -343,7 +343,8 @@ class RunReport:
     step_keys: dict[str, str] = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
-    #: the wall-clock safety stops that ended a training (each makes the run not reproducible)
+    #: the wall-clock safety stops that ended a training, and a teacher failure the golden set went
+    #: on without (each makes the run not reproducible)
     safety_stops: list[str] = field(default_factory=list)
     reproducible: bool = True
     result: SelectionResult | None = None
@@ -441,7 +442,7 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         lines.append(f"{'student:':17s}{before.valid} of {before.n} valid unmasked from {start}; {after.valid} of "
                      f"{after.n} after fine-tuning on the golden set ({student.finetune.seconds:.0f} s)")
     if report.safety_stops:
-        lines.append("NOT REPRODUCIBLE: a wall-clock safety stop ended " + "; ".join(report.safety_stops))
+        lines.append("NOT REPRODUCIBLE: " + "; ".join(report.safety_stops))
     result = report.result
     if result:
         if result.formulas:

@@ -170,6 +170,8 @@ def test_the_explore_fallback_goes_on_and_marks_the_step_incomplete(tmp_path, mo
     assert GoldenStep().complete(RunReport.load(tmp_path / "run" / "report.json").steps.golden) is False
     assert "golden" not in report["step_keys"]  # recorded, not kept as done: the next run asks the teacher again
     assert "going on with exploration" in caplog.text
+    # The golden set depends on the endpoint's failure: not a reproducible run, and the report says why.
+    assert report["reproducible"] is False and report["safety_stops"][0].startswith("the teacher failed")
 
 
 def test_complete_is_true_for_a_normal_or_a_budget_stop():
