@@ -19,7 +19,7 @@ from .candidates import Candidate, read_candidates
 from .config import PRESETS, FitConfig
 from .data import Dataset, load_dataset
 from .errors import FeatteamError
-from .engine import Engine, make_engine
+from .engine import Engine, library_versions, make_engine
 from .evaluation import Evaluator
 from .expr import OPERATORS
 from .llm.base import redact_url
@@ -178,7 +178,10 @@ class Run:
         scoring = self.config.key("protocol", "downstream_model", "max_length", "max_features",
                                   "max_feature_length", "max_search_rows", "search_trees", "validation_size",
                                   "max_tree_rows")
-        evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}.jsonl")
+        # ... and on the libraries that compute them (a resume after an upgrade scores afresh, as a
+        # Dask worker with other versions is refused).
+        libraries = hashlib.sha256(json.dumps(library_versions(), sort_keys=True).encode()).hexdigest()[:8]
+        evaluator.persist(self.out / f"scores-{self._data_key()}-{scoring}-{libraries}.jsonl")
         return evaluator.dataset, evaluator  # as the protocol reads it (honest: its columns read on the training split)
 
     def execute(self, stop_after: str = STEP_NAMES[-1]) -> RunReport:

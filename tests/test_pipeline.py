@@ -256,3 +256,16 @@ def test_a_run_made_with_other_operators_is_not_resumed(tmp_path, table, monkeyp
     older = {token: op for token, op in pipeline.OPERATORS.items() if token != "cube"}
     monkeypatch.setattr(pipeline, "OPERATORS", older)
     assert not Run(out, path, "y", config, n_jobs=1, progress=False).done(GoldenStep())
+
+
+def test_scores_are_not_reused_across_versions_of_the_scoring_libraries(tmp_path, table, monkeypatch):
+    """A resume after an upgrade of scikit-learn (or numpy, pandas, scipy, featteam) starts a new
+    score log instead of reusing scores the old code computed."""
+    import featteam.pipeline as pipeline
+
+    path, _ = table
+    config = FitConfig.from_preset("quick", n_golden=12, teacher="none")
+    before = Run(tmp_path / "r", path, "y", config, n_jobs=1, progress=False).load()[1].cache_path
+    monkeypatch.setattr(pipeline, "library_versions", lambda: {"scikit-learn": "99.0"})
+    after = Run(tmp_path / "r", path, "y", config, n_jobs=1, progress=False).load()[1].cache_path
+    assert before != after and before.parent == after.parent
