@@ -320,6 +320,8 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     name: str = "data"
     raw: RawFeatures | None = field(default=None, repr=False, compare=False)
+    #: the task was inferred from the target (not given): read_on infers it again on its rows
+    task_inferred: bool = field(default=False, repr=False, compare=False)
 
     @property
     def n_rows(self) -> int:
@@ -333,12 +335,14 @@ class Dataset:
         duplicate with ``drop_redundant``) whether it is dropped.  Here those decisions see ``rows``
         (the honest protocol's training split) and nothing else; the other rows are read the way
         new rows are after deployment (:meth:`Preprocessor.transform`): a category only they hold
-        is a missing value.  A decision that comes out differently is logged and added to
-        ``notes``."""
+        is a missing value.  Where the task was inferred, not given, it is inferred on ``rows``
+        too (the metric and the model follow it).  A decision that comes out differently is
+        logged and added to ``notes``."""
         if self.raw is None:
             return self
         rows = np.asarray(rows)
         notes: list[str] = []
+        task, y, classes = self._target_read_on(rows, notes)
         if self.raw.frame is None:  # numbers only: only the drops can differ
             X, preprocessor = self.X, self.preprocessor
         else:
@@ -347,11 +351,30 @@ class Dataset:
         if self.raw.nan == "refuse":
             _refuse_missing(X.iloc[rows])
         changed = [f"on the training rows only: {note}" for note in notes if note not in self.notes]
-        if list(X.columns) == self.preprocessor.columns and preprocessor == self.preprocessor and not changed:
+        if (list(X.columns) == self.preprocessor.columns and preprocessor == self.preprocessor and not changed
+                and task == self.task):
             return self
         for note in changed:
             logger.warning(note)
-        return replace(self, X=X.reset_index(drop=True), preprocessor=preprocessor, notes=self.notes + changed)
+        return replace(self, X=X.reset_index(drop=True), preprocessor=preprocessor, notes=self.notes + changed,
+                       task=task, y=y, classes=classes)
+
+    def _target_read_on(self, rows: np.ndarray, notes: list[str]) -> tuple[Task, np.ndarray, list[Any] | None]:
+        """The task inferred from the target's values on ``rows`` (where it was inferred, not
+        given), and the target coded for it: classes or numbers."""
+        if not self.task_inferred:
+            return self.task, self.y, self.classes
+        values = pd.Series(self.classes).to_numpy()[self.y] if self.task == "classification" else self.y
+        task = infer_task(pd.Series(values[rows]))
+        if task == self.task:
+            return self.task, self.y, self.classes
+        notes.append(f"the target {self.target!r} reads as {task} (on every row: {self.task})")
+        if task == "regression":
+            return task, values.astype(float), None
+        codes, uniques = pd.factorize(pd.Series(values), sort=True)
+        if len(np.unique(codes[rows])) < 2:
+            raise DataError(f"the target {self.target!r} has one value on the training rows: nothing to learn")
+        return task, codes.astype(np.int64), [u.item() if hasattr(u, "item") else u for u in uniques]
 
 
 def _warn_unread(name: str, raw: pd.Series, read: pd.Series, categorical: bool) -> None:
@@ -507,6 +530,7 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
     if len(y_raw) < MIN_ROWS:
         raise DataError(f"too few rows: {len(y_raw)} with a target, featteam needs at least {MIN_ROWS}")
 
+    inferred = task is None
     task = task or infer_task(y_raw)
     classes = None
     if task == "classification":
@@ -553,7 +577,7 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
         logger.warning(note)
     X = X.reset_index(drop=True)
     return Dataset(X=X, y=y, task=task, target=str(target), preprocessor=preprocessor,
-                   classes=classes, notes=notes, name=name, raw=raw)
+                   classes=classes, notes=notes, name=name, raw=raw, task_inferred=inferred)
 
 
 def _refuse_missing(X: pd.DataFrame) -> None:

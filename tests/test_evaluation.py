@@ -144,6 +144,30 @@ def test_honest_protocol_decides_how_a_column_reads_on_the_training_split_only()
     assert list(Evaluator(dataset, "paper").dataset.X.columns) == ["x"]
 
 
+def test_honest_protocol_infers_the_task_on_the_training_split():
+    """An integer target with 30 values in 150 rows: classes on every row (30 <= 150 / 5), numbers on
+    the 120 training rows (30 > 24).  The test split's labels no longer decide the task, the metric
+    and the model; a task given is kept, and the paper protocol reads every row."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(30), 5)
+    rng.shuffle(y)
+    frame = pd.DataFrame({"a": rng.normal(size=150), "b": rng.normal(size=150), "y": y})
+    dataset = prepare(frame, "y")
+    assert dataset.task == "classification"
+    honest = Evaluator(dataset, "honest")
+    assert honest.task == honest.dataset.task == "regression" and honest.metric_name == "one_minus_rae"
+    assert honest.y.dtype == np.float64 and np.array_equal(honest.y, y.astype(float))
+    assert any("reads as regression (on every row: classification)" in n for n in honest.dataset.notes)
+    assert Evaluator(prepare(frame, "y", task="classification"), "honest").task == "classification"
+    # The other way: numbers on every row, classes on the training rows.
+    few = prepare(frame.assign(y=np.where(np.isin(np.arange(150), honest.test_rows), 100 + np.arange(150), y % 3)), "y")
+    assert few.task == "regression"
+    again = Evaluator(few, "honest")
+    assert again.task == "classification" and again.dataset.classes[:3] == [0, 1, 2]  # test-only labels coded after
+    assert Evaluator(few, "paper").task == "regression"  # the paper protocol reads every row
+    assert np.array_equal(np.asarray(again.dataset.classes)[again.y[again.train_rows]], (y % 3)[again.train_rows])
+
+
 def test_new_features_help_on_a_product_target(small_regression):
     evaluator = Evaluator(prepare(small_regression, "target"), "honest")
     assert evaluator.final_score(["f0", "f1", "*"]) > evaluator.final_score(None) + 0.1
