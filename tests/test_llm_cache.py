@@ -56,3 +56,45 @@ def test_the_local_teachers_answers_are_kept_per_grammar(tmp_path, monkeypatch):
     for longest in (4, 4, 9):
         teacher.propose(messages, 2, seed=0, grammar=Grammar(Vocabulary(3), max_feature_length=longest))
     assert sampled == [2, 2] and teacher.usage.cache_hits == 1
+
+
+def test_a_budget_ends_at_the_same_answer_whatever_the_cache_holds(tmp_path):
+    """Answers served from the cache count against --max-calls and --max-tokens as when they were
+    made: a warm cache (or a resumed run) gave a call budget of 2 four rounds of answers."""
+    from featteam.llm.base import BudgetExhausted, Usage
+
+    def rounds(max_calls=None, max_tokens=None):
+        backend = OpenAIChat(model="m", base_url="http://127.0.0.1:9/v1", api_key="x",
+                             cache=ResponseCache(tmp_path / "c.sqlite"),
+                             usage=Usage(max_calls=max_calls, max_tokens=max_tokens))
+
+        def answer(messages, seed):
+            backend.usage.record(30, 10, 0.0)
+            return f"[f0 f1 +] seed {seed}"
+
+        backend._call = answer
+        got = []
+        for r in range(4):
+            try:
+                got += backend.propose([{"role": "user", "content": "x"}], n=1, seed=r)
+            except BudgetExhausted:
+                break
+        return got, backend.usage
+
+    cold, usage = rounds(max_calls=2)
+    assert len(cold) == 2 and usage.calls == 2 and usage.cache_hits == 0
+    rounds()  # the other rounds' answers made and cached
+    warm, usage = rounds(max_calls=2)
+    assert warm == cold and usage.calls == 0 and usage.cache_hits == 2 and usage.cached_calls == 2
+    assert rounds(max_tokens=80)[0] == cold  # 40 tokens an answer, counted from the cache too
+
+
+def test_cached_answers_of_older_featteams_are_still_served():
+    from featteam.llm.base import cached_answer
+
+    assert cached_answer("[f0 sqrt]", str, 1) == ("[f0 sqrt]", (1, 0))  # stored bare: its cost unknown
+    assert cached_answer(["a", "b"], list, 2) == (["a", "b"], (2, 0))
+    assert cached_answer({"answer": "[f0 sqrt]", "cost": [1, 40]}, str, 1) == ("[f0 sqrt]", (1, 40))
+    for damaged in ({"answer": 3, "cost": [1, 2]}, {"answer": "x", "cost": [1]}, {"answer": "x", "cost": [-1, 2]},
+                    {"answer": "x", "cost": [True, 2]}, 7, None):
+        assert cached_answer(damaged, str, 1) is None  # a miss: asked again

@@ -47,13 +47,29 @@ class Usage:
     completion_tokens: int = 0
     seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    #: what the answers served from the response cache cost when they were made (calls, tokens):
+    #: the budget counts them as if made now, so that it ends a run at the same answer whatever
+    #: the cache holds (a warm cache, a resumed run)
+    cached_calls: int = 0
+    cached_tokens: int = 0
+
+    def spent(self) -> tuple[int, int]:
+        """The calls and tokens the budget counts: those made and those served from the cache."""
+        return self.calls + self.cached_calls, self.prompt_tokens + self.completion_tokens + self.cached_tokens
 
     def check(self) -> None:
         """Raise BudgetExhausted if another call would exceed the budget."""
-        if self.max_calls is not None and self.calls >= self.max_calls:
+        calls, tokens = self.spent()
+        if self.max_calls is not None and calls >= self.max_calls:
             raise BudgetExhausted(f"call budget of {self.max_calls} spent")
-        if self.max_tokens is not None and self.prompt_tokens + self.completion_tokens >= self.max_tokens:
+        if self.max_tokens is not None and tokens >= self.max_tokens:
             raise BudgetExhausted(f"token budget of {self.max_tokens} spent")
+
+    def serve_cached(self, cost: tuple[int, int]) -> None:
+        """Count an answer served from the cache, whose making cost ``cost`` (calls, tokens)."""
+        self.cache_hits += 1
+        self.cached_calls += int(cost[0])
+        self.cached_tokens += int(cost[1])
 
     def record(self, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
         self.calls += 1
@@ -63,6 +79,19 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def cached_answer(value: Any, kind: type, default_calls: int) -> tuple[Any, tuple[int, int]] | None:
+    """A response cache's value as (answer, cost): ``{"answer": ..., "cost": [calls, tokens]}``, or
+    an answer stored bare by an older featteam (its cost unknown: ``default_calls`` calls, no
+    tokens).  None for a value that is neither (a miss)."""
+    if isinstance(value, dict):
+        answer, cost = value.get("answer"), value.get("cost")
+        if (isinstance(answer, kind) and isinstance(cost, list) and len(cost) == 2
+                and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in cost)):
+            return answer, (cost[0], cost[1])
+        return None
+    return (value, (default_calls, 0)) if isinstance(value, kind) else None
 
 
 #: Query parameters whose values are credentials (matched anywhere in the name, any case).
