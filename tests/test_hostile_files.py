@@ -150,7 +150,7 @@ def _mutate_states(rng: random.Random, states):
             state[rng.choice(list(state))] = _hostile(rng)
     elif kind == 3:
         states[key] = _hostile(rng)
-    elif kind == 4 and isinstance(states[key], dict) and "quantiles" in states[key]:
+    elif kind == 4 and isinstance(states[key], dict) and isinstance(states[key].get("quantiles"), list):
         q = states[key]["quantiles"]
         states[key]["quantiles"] = rng.choice([q[::-1], q[:1], [], q * 3, q + [float("nan")], [0.0] * len(q)])
     elif kind == 5:
