@@ -355,7 +355,7 @@ class Student:
                     break
                 if time.perf_counter() - start > c.max_seconds:
                     stop = True
-                    logger.warning("the student's fine-tuning hit its %.0f s safety stop after %d steps: this run "
+                    logger.warning("the student's fine-tuning hit its %g s safety stop after %d steps: this run "
                                    "is not reproducible", c.max_seconds, steps)
                     break
             if stop or steps >= total_steps:
