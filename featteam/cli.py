@@ -88,7 +88,7 @@ def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
                         help="downstream model (default: rf)")
     parser.add_argument("--model", dest="downstream_model", choices=["rf", "et"], action=DeprecatedAlias,
                         new="--downstream-model", help=argparse.SUPPRESS)
-    parser.add_argument("--n-jobs", type=int, default=1, help="parallel scoring jobs (results do not depend on it)")
+    parser.add_argument("--n-jobs", type=_n_jobs, default=1, help="parallel scoring jobs (results do not depend on it)")
     from .config import FitConfig
     parser.add_argument("--max-tree-rows", type=int, default=FitConfig.max_tree_rows,
                         help="rows each tree of the downstream forest draws when it is fitted on more (as "
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the steps up to this one")
     p.set_defaults(config_fields=_add_config_options(p))
     p.add_argument("--api-key", help="API key (default: FEATTEAM_API_KEY, OPENAI_API_KEY); never written to disk")
-    p.add_argument("--n-jobs", type=int, default=-1,
+    p.add_argument("--n-jobs", type=_n_jobs, default=-1,
                    help="parallel scoring jobs, -1 for all cores (default; results do not depend on it)")
     from .engine import SCHEDULER_ENV
     p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None, metavar="tcp://HOST:PORT",
@@ -205,6 +205,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if "transformation" in result:
             print(f"{evaluator.metric_name} with the transformation:   {result['transformation']:.4f}")
     return 0
+
+
+def _n_jobs(text: str) -> int:
+    """``--n-jobs``: a number of processes, or -1 (-2, ...) for all cores (but one, ...), as joblib reads it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 jobs cannot score anything: give a number of processes, or -1 for all "
+                                         "cores")
+    return value
 
 
 def _tokens_for(transformation, columns: list[str]) -> list[str]:

@@ -227,6 +227,8 @@ class FitConfig:
             raise FeatteamError("temperature must not be negative")
         if self.max_length < 2 or self.max_feature_length < 2:
             raise FeatteamError("max_length and max_feature_length must be at least 2 (a column and an operator)")
+        if not 0 <= self.seed < 2**32:  # numpy's and torch's seeds
+            raise FeatteamError(f"seed must be an integer from 0 to 2**32 - 1, not {self.seed}")
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any) -> "FitConfig":

@@ -126,6 +126,15 @@ class Run:
         for later in STEP_NAMES[STEP_NAMES.index(step.name) + 1:]:
             setattr(self.report.steps, later, None)
             self.report.step_keys.pop(later, None)
+        # The output chosen from the steps as they were is stale too: a run that stops before the
+        # choice (--stop-after) must not present the old one as its own.
+        if self.report.result is not None:
+            self.report.result = None
+            stale = self.out / "transformation.json"
+            if stale.exists():
+                stale.unlink()
+                logger.warning("the %s step ran again: the transformation chosen before it was removed "
+                               "(run to the last step to choose one again)", step.name)
         self.save_report()
 
     def save_report(self) -> None:

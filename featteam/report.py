@@ -468,5 +468,6 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         lines.append(f"written: {out}/transformation.json (apply with `featteam transform`), report.json, "
                      "candidates.jsonl, scores_by_mode.png")
     else:
-        lines.append(f"results in {out}/ (report.json, golden.jsonl, candidates.jsonl)")
+        made = [name for name in ("report.json", "golden.jsonl", "candidates.jsonl") if (Path(out) / name).exists()]
+        lines.append(f"results in {out}/ ({', '.join(made)})")
     return "\n".join(lines)

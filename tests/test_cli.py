@@ -187,3 +187,16 @@ def test_the_estimators_own_parameters_are_refused_in_its_settings(tmp_path, sma
         FeatTeam(teacher="none", run_dir=str(tmp_path / "run"), settings=setting).fit(
             small_regression.drop(columns="target"), small_regression["target"])
     assert not (tmp_path / "run").exists()
+
+
+def test_bad_numbers_are_refused_before_anything_runs(tmp_path, small_regression, capsys):
+    path = tmp_path / "d.csv"
+    small_regression.to_csv(path, index=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", str(path), "--target", "target", "--out", str(tmp_path / "r"), "--n-jobs", "0"])
+    assert exit_.value.code == 2 and "0 jobs cannot score anything" in capsys.readouterr().err
+    # A negative seed reached numpy (its message), after the run directory was made.
+    assert main(["fit", str(path), "--target", "target", "--out", str(tmp_path / "r"), "--seed", "-1",
+                 "--teacher", "none", "--stop-after", "golden"]) == 1
+    assert "seed must be an integer from 0 to 2**32 - 1, not -1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

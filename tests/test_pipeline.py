@@ -1,5 +1,6 @@
 """featteam fit end to end with tiny budgets: all four steps, outputs, resume, the estimator."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ from featteam.cli import main
 from featteam.config import FitConfig
 from featteam.expr import Transformation
 from featteam.pipeline import Run
+from featteam.report import RunReport
 
 TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_epochs=30,
             student_epochs=1, student_samples=4)
@@ -269,3 +271,23 @@ def test_scores_are_not_reused_across_versions_of_the_scoring_libraries(tmp_path
     monkeypatch.setattr(pipeline, "library_versions", lambda: {"scikit-learn": "99.0"})
     after = Run(tmp_path / "r", path, "y", config, n_jobs=1, progress=False).load()[1].cache_path
     assert before != after and before.parent == after.parent
+
+
+@pytest.mark.slow  # one small fit to the end
+def test_a_step_run_again_removes_the_output_chosen_before_it(tmp_path, table):
+    """Re-run with other settings and --stop-after golden, a run directory kept the transformation
+    chosen from the old golden set, and its summary presented it as just chosen."""
+    from featteam.report import summary_text
+
+    path, _ = table
+    config = FitConfig.from_preset("quick", n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0),
+                                   beam=2, latent_epochs=20, student_epochs=1, student_samples=4)
+    out = tmp_path / "r"
+    assert Run(out, path, "y", config, n_jobs=1, progress=False).execute().result is not None
+    assert (out / "transformation.json").exists()
+    again = Run(out, path, "y", dataclasses.replace(config, n_golden=20), n_jobs=1, progress=False)
+    report = again.execute(stop_after="golden")
+    assert report.result is None and not (out / "transformation.json").exists()
+    assert RunReport.load(out / "report.json").result is None
+    text = summary_text(report, out)
+    assert "chosen" not in text and "written:" not in text and "results in" in text
