@@ -177,6 +177,11 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         self.report_ = run.execute()
         self.transformation_ = Transformation.load(directory / "run" / "transformation.json")
 
+    def _fitted_columns(self) -> list[str]:
+        """The fit's columns as the run's table named them (an estimator pickled by an older
+        featteam has only ``feature_names_in_``)."""
+        return getattr(self, "_columns_in", None) or [str(c) for c in self.feature_names_in_]
+
     def _preprocessor(self):
         from .data import Preprocessor
 
@@ -198,7 +203,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
             matrix = np.asarray(X)
             if matrix.ndim != 2 or matrix.shape[1] != self.n_features_in_:
                 raise DataError(f"X has shape {matrix.shape}; the fit saw {self.n_features_in_} columns")
-            frame = pd.DataFrame(matrix, columns=self._columns_in)
+            frame = pd.DataFrame(matrix, columns=self._fitted_columns())
         numeric = self._preprocessor().transform(frame.rename(columns=str))
         new = self.transformation_.transform(numeric)
         if not self.keep_original:
@@ -214,7 +219,7 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         from .transformer import checked_input_features
 
         check_is_fitted(self, "transformation_")
-        checked_input_features(self, input_features, self._columns_in)
+        checked_input_features(self, input_features, self._fitted_columns())
         originals = list(self._preprocessor().columns) if self.keep_original else []
         return np.asarray(originals + output_names(originals, self.transformation_.formulas), dtype=object)
 
