@@ -539,9 +539,15 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
         if len(uniques) < 2:
             raise DataError(f"the target {target!r} has only one class ({uniques[0]!r}): nothing to learn")
         counts = np.bincount(codes)
+        if len(uniques) > max(MAX_CLASSES, len(codes) // 2):
+            # Most rows a class of their own: numbers read as classes (--task classification on a
+            # continuous target), which no cross-validation can stratify.
+            raise DataError(f"the target {target!r} has {len(uniques)} classes in {len(codes)} rows: it looks "
+                            "continuous; use --task regression (task='regression')")
         if counts.min() < 2:
             rare = [str(uniques[i]) for i in np.flatnonzero(counts < 2)]
-            notes.append(f"class(es) {rare} of {target!r} have a single row: cross-validation "
+            shown = ", ".join(rare[:10]) + (f" and {len(rare) - 10} more" if len(rare) > 10 else "")
+            notes.append(f"class(es) {shown} of {target!r} have a single row: cross-validation "
                          "cannot stratify them (consider merging them with another class)")
         y = codes.astype(np.int64)
         classes = [u.item() if hasattr(u, "item") else u for u in uniques]

@@ -484,3 +484,15 @@ def test_parquet_dates_without_a_time_are_dates(tmp_path, small_regression):
     as_text = pd.DataFrame({"day": [str(d) if d else None for d in days]})
     read = dataset.preprocessor.transform(small_regression.drop(columns="target").assign(day=as_text["day"]))
     assert np.array_equal(read["day"].to_numpy(), dataset.X["day"].to_numpy(), equal_nan=True)
+
+
+def test_classification_asked_of_a_continuous_target_is_refused_clearly(small_regression, caplog):
+    """--task classification on numbers: every row a class of its own. It warned with all 200
+    values and then failed in scikit-learn's stratification; now a DataError says what to do."""
+    with pytest.raises(DataError, match="200 classes in 200 rows: it looks continuous; use --task regression"):
+        prepare(small_regression, "target", task="classification")
+    # Many classes, a few of them rare: kept, and the note names at most ten of them.
+    frame = small_regression.assign(target=np.r_[np.repeat(np.arange(40), 4), np.arange(100, 140)])
+    with caplog.at_level(logging.WARNING, logger="featteam.data"):
+        dataset = prepare(frame, "target", task="classification")
+    assert len(dataset.classes) == 80 and "and 30 more of 'target' have a single row" in caplog.text
