@@ -7,10 +7,13 @@ import logging
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import FeatteamError
+
+if TYPE_CHECKING:
+    from .cache import ResponseCache
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -156,9 +159,28 @@ class LLMBackend:
 
     name: str = "llm"
     usage: Usage
+    cache: "ResponseCache"
 
     def propose(self, messages: list[dict[str, str]], n: int, seed: int) -> list[str]:
         raise NotImplementedError
+
+    def _answer(self, key: str, kind: type, default_calls: int, make: Callable[[], Any]) -> Any:
+        """The answer ``cache`` holds under ``key``, else ``make()``'s, stored with its cost.
+
+        Either way it counts against the budget as it did when made (:func:`cached_answer`), so
+        that a budget ends a run at the same answer whatever the cache holds (a warm cache, a
+        resumed run); a spent budget raises :class:`BudgetExhausted` before either."""
+        self.usage.check()
+        cached = cached_answer(self.cache.get(key), kind, default_calls)
+        if cached is not None:
+            answer, cost = cached
+            self.usage.serve_cached(cost)
+            return answer
+        before = self.usage.spent()
+        answer = make()
+        after = self.usage.spent()
+        self.cache.put(key, {"answer": answer, "cost": [after[0] - before[0], after[1] - before[1]]})
+        return answer
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name}

@@ -32,7 +32,7 @@ from ..errors import FeatteamError
 from ..expr import Grammar, GrammarState, token_text
 from ..records import write_json
 from ..settings import cache_dir, cache_lock
-from .base import LLMBackend, Usage, cached_answer
+from .base import LLMBackend, Usage
 from .cache import ResponseCache, cache_key
 from .torch_utils import lm_step, quiet_transformers, repeat_cache
 
@@ -263,20 +263,14 @@ class LocalLM(LLMBackend):
                         max_length=grammar.max_length, max_features=grammar.max_features,
                         # the grammar the answers were sampled under, and their batches' seeds
                         max_feature_length=grammar.max_feature_length, batch_size=self.batch_size)
-        self.usage.check()  # a cached answer counts against the budget as a new one would
-        cached = cached_answer(self.cache.get(key), list, default_calls=-(-n // self.batch_size))
-        if cached is not None:
-            texts, cost = cached
-            self.usage.serve_cached(cost)
+        def sample() -> list[str]:
+            self._load()
+            texts: list[str] = []
+            for start in range(0, n, self.batch_size):
+                texts += self._sample(messages, min(self.batch_size, n - start), seed + start, grammar)
             return texts
-        self._load()
-        before = self.usage.spent()
-        texts = []
-        for start in range(0, n, self.batch_size):
-            texts += self._sample(messages, min(self.batch_size, n - start), seed + start, grammar)
-        after = self.usage.spent()
-        self.cache.put(key, {"answer": texts, "cost": [after[0] - before[0], after[1] - before[1]]})
-        return texts
+
+        return self._answer(key, list, -(-n // self.batch_size), sample)  # one call a batch
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         """The chat-formatted prompt, opened with '[' as the start of the answer."""

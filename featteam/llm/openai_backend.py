@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import FeatteamError
 from ..settings import env
-from .base import LLMBackend, LLMError, Usage, cached_answer, redact_url, with_retries
+from .base import LLMBackend, LLMError, Usage, redact_url, with_retries
 from .cache import ResponseCache, cache_key
 
 logger = logging.getLogger(__name__)
@@ -248,18 +248,7 @@ class OpenAIChat(LLMBackend):
             # The endpoint without credentials: a new password keeps the cached answers.
             key = cache_key(backend=self.name, model=self.model, base_url=self.base_url, messages=messages,
                             temperature=self.temperature, max_tokens=self.max_tokens, seed=seed, index=i)
-            self.usage.check()  # a cached answer counts against the budget as a new one would
-            cached = cached_answer(self.cache.get(key), str, default_calls=1)
-            if cached is not None:
-                text, cost = cached
-                self.usage.serve_cached(cost)
-                texts.append(text)
-                continue
-            before = self.usage.spent()
-            text = self._call(messages, seed + i)
-            after = self.usage.spent()
-            self.cache.put(key, {"answer": text, "cost": [after[0] - before[0], after[1] - before[1]]})
-            texts.append(text)
+            texts.append(self._answer(key, str, 1, lambda i=i: self._call(messages, seed + i)))
         return texts
 
     def _call(self, messages: list[dict[str, str]], seed: int) -> str:
