@@ -89,8 +89,7 @@ class Run:
         """A key over the table's content and how it is read (not its path or time stamp): the
         file, the reading options, and the columns' reading as the protocol made it, so that
         scores of a table read another way (another featteam's decisions) are never reused."""
-        if self._reading is None:  # asked before the run read its table (whether a step is done)
-            self._read_with(self._evaluator(None))
+        self._ensure_read()
         if self._data_key_cache is None:
             digest = hashlib.sha256()
             with open(self.data_path, "rb") as handle:
@@ -156,8 +155,7 @@ class Run:
         path = self.out / name
         if not path.exists():
             return []
-        if self._n_features is None:  # asked before the run read its table
-            self._read_with(self._evaluator(None))
+        self._ensure_read()
         return read_candidates(path, self._n_features)
 
     # -- the run ---------------------------------------------------------------------
@@ -179,6 +177,12 @@ class Run:
         self._reading = json.dumps(evaluator.dataset.preprocessor.to_dict(), sort_keys=True)
         self._n_features = evaluator.dataset.X.shape[1]
         self._data_key_cache = None
+
+    def _ensure_read(self) -> None:
+        """Read the table if this run has not yet (asked whether a step is done, or for its
+        candidates, before :meth:`load`)."""
+        if self._reading is None:
+            self._read_with(self._evaluator(None))
 
     def load(self, engine: Engine | None = None) -> tuple[Dataset, Evaluator]:
         evaluator = self._evaluator(engine)
@@ -283,9 +287,11 @@ class Run:
             stops.append(f"the teacher failed and the golden set went on with exploration "
                          f"({teacher.stopped_because[:200]})")
         if steps.latent is not None and steps.latent.training.time_limited:
-            stops.append(f"a wall-clock safety stop ended the latent model's training after {steps.latent.training.epochs} epochs "
+            stops.append("a wall-clock safety stop ended the latent model's training after "
+                         f"{steps.latent.training.epochs} epochs "
                          f"(latent_max_seconds={self.config.latent_max_seconds:g})")
         if steps.student is not None and steps.student.finetune.time_limited:
-            stops.append(f"a wall-clock safety stop ended the student's fine-tuning after {steps.student.finetune.steps} steps "
+            stops.append("a wall-clock safety stop ended the student's fine-tuning after "
+                         f"{steps.student.finetune.steps} steps "
                          f"(student_max_seconds={self.config.student_max_seconds:g})")
         return stops
