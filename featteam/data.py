@@ -574,10 +574,8 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
 
     if nan == "refuse":
         _refuse_missing(X)
-    missing = X.isna().sum()
-    missing = missing[missing > 0]
-    if len(missing):
-        detail = ", ".join(f"{c!r}: {n}" for c, n in missing.items())
+    detail = _missing_detail(X)
+    if detail:
         notes.append(f"missing or infinite values ({n_inf} infinite) will be imputed with training medians: {detail}")
     for note in notes:
         logger.warning(note)
@@ -586,12 +584,16 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
                    classes=classes, notes=notes, name=name, raw=raw, task_inferred=inferred)
 
 
+def _missing_detail(X: pd.DataFrame) -> str:
+    """``'column': count`` of every column of ``X`` with missing values ("" when none has)."""
+    missing = X.isna().sum()
+    return ", ".join(f"{c!r}: {n}" for c, n in missing[missing > 0].items())
+
+
 def _refuse_missing(X: pd.DataFrame) -> None:
     """Raise the error of ``nan='refuse'`` when ``X`` holds a missing value."""
-    missing = X.isna().sum()
-    missing = missing[missing > 0]
-    if len(missing):
-        detail = ", ".join(f"{c!r}: {n}" for c, n in missing.items())
+    detail = _missing_detail(X)
+    if detail:
         raise DataError(f"missing or infinite values in {detail} (use nan='impute' / --nan impute "
                         "to fill them with training medians)")
 
