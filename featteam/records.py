@@ -3,8 +3,9 @@
 Run files (``report.json``, ``golden.jsonl``, ``candidates.jsonl``) are written from
 dataclasses and read back into them, so code reads fields, not dict keys.  A record
 read from a file is rebuilt from its type hints: nested dataclasses, enums, optional
-values, lists, tuples and string-keyed dicts.  Keys a record does not know are
-ignored (a newer writer may add fields), missing ones take their defaults.
+values, lists, tuples and string-keyed dicts; null only where the type hint allows None.
+Keys a record does not know are ignored (a newer writer may add fields), missing ones take
+their defaults.
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ def _convert(hint: Any, value: Any) -> Any:
     """``value`` (read from JSON) as the type ``hint`` says; TypeError or ValueError when it is
     not of that type (a hostile or damaged file: ``"tokens": "f0 f1 +"`` must not become a list of
     characters, nor ``"score": "0.9"`` a string where a number is compared)."""
-    if value is None:
-        return None
     origin = typing.get_origin(hint)
+    if value is None:
+        if hint is Any or hint is type(None) or (
+                origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)):
+            return None
+        # A field that cannot be None (a score, a list of tokens) read as null would fail later,
+        # far from the file, or be taken as "not done" by a step's check.
+        raise TypeError(f"expected {getattr(hint, '__name__', hint)}, not null")
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
         for option in options:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +62,6 @@ class TeacherSummary:
         # reads it (summary_text) can count on every field being there with its type.  Keys that
         # are not Usage's (a newer writer's) are kept.
         usage = from_dict(Usage, self.usage)
-        for item in fields(Usage):
-            # from_dict takes null for any field; only the budgets (None by default) may be null
-            if getattr(usage, item.name) is None and item.default is not None:
-                raise TypeError(f"the teacher's usage {item.name} is null, not a number")
         self.usage = {**self.usage, **usage.to_dict()}
 
 

@@ -26,6 +26,9 @@ def test_candidate_lines_of_the_wrong_types_are_skipped(tmp_path, caplog):
         {"mode": "explore", "tokens": ["f0", 1, "+"], "score": 0.9},      # a token that is no string
         {"mode": "explore", "tokens": ["f0"], "score": True},             # a boolean is not a score
         {"mode": "oracle", "tokens": ["f0"], "score": 0.9},               # no such mode
+        {"mode": None, "tokens": ["f0"], "score": 0.9},                   # null where a mode must be
+        {"mode": "explore", "tokens": ["f0"], "finished": None},          # null where true or false must be
+        {"mode": "explore", "tokens": [None], "score": 0.9},              # a null token
     ]
     with open(path, "ab") as handle:
         for line in lines:
