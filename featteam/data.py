@@ -231,6 +231,8 @@ class Preprocessor:
             column = frame[raw]
             if isinstance(column, pd.DataFrame):
                 raise DataError(f"the input has more than one column named {raw!r}")
+            if pd.api.types.is_complex_dtype(column):
+                refuse_complex(frame[[raw]])
             if name in self.categories:
                 lookup = {c: float(i) for i, c in enumerate(self.categories[name])}
                 out[name] = column.astype("string").map(lookup).astype(float)
@@ -461,6 +463,15 @@ def duplicate_columns(X: pd.DataFrame) -> np.ndarray:
     return duplicated
 
 
+def refuse_complex(frame: pd.DataFrame) -> None:
+    """Raise a DataError naming the columns of ``frame`` that hold complex numbers: numpy would
+    drop their imaginary parts, with a warning at most."""
+    labels = [str(c) for c, dtype in zip(frame.columns, frame.dtypes) if pd.api.types.is_complex_dtype(dtype)]
+    if labels:
+        raise DataError(f"column(s) {labels[:20]} hold complex numbers: featteam reads real numbers; split "
+                        "each into its real and imaginary parts (two columns) first")
+
+
 def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
             nan: Literal["impute", "refuse"] = "impute", name: str = "data",
             drop_redundant: bool = False) -> Dataset:
@@ -518,6 +529,7 @@ def prepare(frame: pd.DataFrame, target: str, task: Task | None = None,
                 notes.append(f"column {label!r} may be a copy of the target {target!r} that pandas renamed "
                              "(a header naming the target twice); if so remove it, it would leak the "
                              "target (featteam.load_table checks the header for you)")
+    refuse_complex(frame)
     y_raw = frame.iloc[:, labels.index(str(target))]
     features = frame.drop(columns=frame.columns[labels.index(str(target))])
 

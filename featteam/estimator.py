@@ -122,7 +122,12 @@ class FeatTeam(TransformerMixin, BaseEstimator):
         target = "__featteam_target__"
         if target in frame.columns:
             raise DataError(f"a column is named {target!r}; rename it")
+        from .data import refuse_complex
+
+        refuse_complex(frame)
         y = np.asarray(y)
+        if np.iscomplexobj(y):
+            raise DataError("y holds complex numbers: featteam learns real or class targets")
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:

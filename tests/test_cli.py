@@ -200,3 +200,15 @@ def test_bad_numbers_are_refused_before_anything_runs(tmp_path, small_regression
                  "--teacher", "none", "--stop-after", "golden"]) == 1
     assert "seed must be an integer from 0 to 2**32 - 1, not -1" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_estimator_refuses_complex_numbers_before_anything_runs(tmp_path, small_regression):
+    from featteam.errors import DataError
+    from featteam.estimator import FeatTeam
+
+    X, y = small_regression.drop(columns="target"), small_regression["target"]
+    for X_bad, y_bad, named in ((X.assign(c=X["c"] + 1j), y, r"\['c'\]"), (X, y + 1j, "y holds"),
+                                (X.to_numpy() * 1j, y.to_numpy(), r"\['x0', 'x1', 'x2', 'x3'\]")):
+        with pytest.raises(DataError, match=named):  # not pyarrow's "Unsupported numpy type 15"
+            FeatTeam(teacher="none", run_dir=str(tmp_path / "run")).fit(X_bad, y_bad)
+    assert not (tmp_path / "run").exists()

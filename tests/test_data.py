@@ -496,3 +496,15 @@ def test_classification_asked_of_a_continuous_target_is_refused_clearly(small_re
     with caplog.at_level(logging.WARNING, logger="featteam.data"):
         dataset = prepare(frame, "target", task="classification")
     assert len(dataset.classes) == 80 and "and 30 more of 'target' have a single row" in caplog.text
+
+
+def test_complex_numbers_are_refused_not_cast_to_real(small_regression):
+    """numpy drops an imaginary part with a warning at most: a complex target or feature column
+    is refused by name instead."""
+    with pytest.raises(DataError, match=r"\['target'\] hold complex numbers"):
+        prepare(small_regression.assign(target=small_regression["target"] + 1j), "target")
+    with pytest.raises(DataError, match=r"\['b'\] hold complex numbers"):
+        prepare(small_regression.assign(b=small_regression["b"] * 1j), "target")
+    reading = prepare(small_regression, "target").preprocessor
+    with pytest.raises(DataError, match=r"\['b'\] hold complex numbers"):  # a saved reading applied to new rows
+        reading.transform(small_regression.assign(b=small_regression["b"] * 1j))

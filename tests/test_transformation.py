@@ -570,3 +570,12 @@ def test_output_names_are_unique_and_input_features_checked():
         model.get_feature_names_out(["p", "q", "r"])
     assert list(FeatureTransformer("[f0 f1 *]").fit(X.to_numpy()).get_feature_names_out(["p", "q", "r"]))[:3] == \
         ["p", "q", "r"]
+
+
+def test_complex_input_is_refused_not_cast_to_real():
+    frame = _frame()
+    fitted = Transformation.from_text("(age / income)", frame.columns).fit(frame)
+    with pytest.raises(TransformationError, match=r"\['age'\] hold complex numbers"):
+        fitted.transform(frame.assign(age=frame["age"] * 1j))
+    with pytest.raises(TransformationError, match="complex numbers"):
+        fitted.transform(frame.to_numpy() * 1j)

@@ -290,10 +290,18 @@ class Transformation:
                 raise TransformationError(f"input column(s) {timed[:20]} hold dates or durations, not numbers: "
                                           "convert them to numbers first (a transformation saved by featteam fit "
                                           "reads dates as seconds itself)")
+            complex_columns = [str(c) for c, dtype in X.dtypes.items()
+                               if str(c) in used and pd.api.types.is_complex_dtype(dtype)]
+            if complex_columns:
+                raise TransformationError(f"input column(s) {complex_columns[:20]} hold complex numbers, not real "
+                                          "numbers: split each into its real and imaginary parts first")
             try:
                 return X.to_numpy(dtype=np.float64, na_value=np.nan)
             except (TypeError, ValueError) as exc:
                 raise TransformationError(f"input columns must be numeric: {exc}") from None
+        if np.iscomplexobj(X):
+            raise TransformationError("input holds complex numbers, not real numbers: split them into their "
+                                      "real and imaginary parts first")
         try:
             matrix = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as exc:
