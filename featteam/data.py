@@ -237,7 +237,7 @@ class Preprocessor:
                 lookup = {c: float(i) for i, c in enumerate(self.categories[name])}
                 out[name] = column.astype("string").map(lookup).astype(float)
             elif name in self.dates and not (pd.api.types.is_numeric_dtype(column) or _is_dates(column)):
-                out[name] = _to_float(pd.to_datetime(column, errors="coerce", utc=True, format="mixed"))
+                out[name] = _to_float(_text_dates(column))
             else:
                 out[name] = _to_float(column, self.datetime_unit)
             _warn_unread(name, column, out[name], name in self.categories)
@@ -400,6 +400,18 @@ def _is_dates(column: pd.Series) -> bool:
         return False
     present = column.dropna()
     return len(present) > 0 and all(isinstance(v, datetime.date) for v in present)
+
+
+def _text_dates(column: pd.Series) -> pd.Series:
+    """``column``'s values read as ISO 8601 dates (UTC, without the zone); NaT where a value is
+    none.  ISO 8601 only: "March" or "03/04/2021" would be guesses (this year? day or month
+    first?), and a date read one way when fitted must read the same way on new rows."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or _is_dates(column):
+        return pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns of values it cannot parse: they are NaT
+        parsed = pd.to_datetime(column.astype("string"), errors="coerce", utc=True, format="ISO8601")
+    return parsed.dt.tz_convert(None)
 
 
 def _to_float(column: pd.Series, datetime_unit: str = "s") -> pd.Series:
@@ -621,6 +633,7 @@ def _read_features(raw: RawFeatures, rows: np.ndarray | None,
     frame = raw.frame
     columns: dict[str, pd.Series] = {}
     categories: dict[str, list[str]] = {}
+    text_dates: list[str] = []
     for position, clean in enumerate(raw.names):
         column = frame.iloc[:, position]
         seen = column if rows is None else column.iloc[rows]
@@ -633,6 +646,16 @@ def _read_features(raw: RawFeatures, rows: np.ndarray | None,
                 notes.append(f"column {clean!r}: numeric, but {lost} of its {int(non_missing)} values are "
                              "not numbers: those non-numeric value(s) are treated as missing")
             columns[clean] = numeric
+            continue
+        dates = _text_dates(column)
+        seen_dates = dates if rows is None else dates.iloc[rows]
+        if non_missing and seen_dates.notna().sum() >= NUMERIC_SHARE * non_missing:
+            lost = int(non_missing - seen_dates.notna().sum())
+            notes.append(f"column {clean!r}: dates written as text (ISO 8601), read as seconds since 1970"
+                         + (f"; {lost} of its {int(non_missing)} values are not dates: treated as missing"
+                            if lost else ""))
+            columns[clean] = _to_float(dates)
+            text_dates.append(clean)
             continue
         text = column.astype("string")
         uniques = sorted((text if rows is None else text.iloc[rows]).dropna().unique().tolist())
@@ -651,7 +674,7 @@ def _read_features(raw: RawFeatures, rows: np.ndarray | None,
         notes.append(f"column {col!r}: {n} value(s) beyond +-{BOUND:g} clipped to +-{BOUND:g} (the bound of "
                      "featteam's operators; new rows are clipped the same way)")
     dates = [c for position, c in enumerate(raw.names)
-             if c in X.columns and _is_dates(frame.iloc[:, position])]
+             if c in X.columns and (c in text_dates or _is_dates(frame.iloc[:, position]))]
     preprocessor = Preprocessor(list(X.columns), categories, {c: raw.source_names[c] for c in X.columns},
                                 dates=dates)
     return X, preprocessor, n_inf

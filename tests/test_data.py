@@ -333,7 +333,8 @@ def test_write_table_is_atomic(tmp_path, small_regression, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["o.csv"]  # no temporary file is left
 
 
-_COLUMN_KINDS = st.sampled_from(["number", "mostly numbers", "category", "free text", "empty", "constant", "date"])
+_COLUMN_KINDS = st.sampled_from(["number", "mostly numbers", "category", "free text", "empty", "constant", "date",
+                                  "text dates"])
 
 
 @settings(max_examples=40, deadline=None)
@@ -353,6 +354,8 @@ def test_a_reading_on_every_row_is_prepares_own(kinds, drop_redundant, seed):
             "empty": lambda: np.full(n, np.nan),
             "constant": lambda: np.ones(n),
             "date": lambda: pd.to_datetime(rng.integers(0, 10**9, size=n), unit="s"),
+            "text dates": lambda: np.where(rng.random(n) < 0.1, "n/a", pd.to_datetime(
+                rng.integers(0, 10**9, size=n), unit="s").strftime("%Y-%m-%dT%H:%M:%S")),
         }[kind]()
     frame["x"] = rng.normal(size=n)  # one usable column, whatever was drawn
     dataset = prepare(frame, "target", drop_redundant=drop_redundant)
@@ -508,3 +511,31 @@ def test_complex_numbers_are_refused_not_cast_to_real(small_regression):
     reading = prepare(small_regression, "target").preprocessor
     with pytest.raises(DataError, match=r"\['b'\] hold complex numbers"):  # a saved reading applied to new rows
         reading.transform(small_regression.assign(b=small_regression["b"] * 1j))
+
+
+def test_dates_written_as_text_are_dates_when_fitted_too(tmp_path, small_regression, caplog):
+    """A CSV file's ISO 8601 dates read as seconds (not as categories, which a date the fit never saw
+    would miss), values that are no date are missing and said; month names or day/month orders that
+    ISO 8601 does not fix stay text."""
+    n = len(small_regression)
+    frame = small_regression.assign(
+        when=pd.date_range("2021-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+        stamp=pd.date_range("2021-01-01", periods=n, freq="h", tz="Europe/Paris").astype(str),
+        month=np.where(np.arange(n) % 2, "March", "April"),
+        us=pd.date_range("2021-01-01", periods=n, freq="D").strftime("%m/%d/%Y"))
+    frame.loc[3, "when"] = "soon"
+    frame.to_csv(tmp_path / "fit.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="featteam.data"):
+        dataset = prepare(load_table(tmp_path / "fit.csv"), "target")
+    assert dataset.preprocessor.dates == ["when", "stamp"]
+    assert dataset.preprocessor.categories == {"month": ["April", "March"]}
+    assert "us" not in dataset.X.columns  # 200 distinct texts: free text, dropped as before
+    assert dataset.X["when"].iloc[0] == pd.Timestamp("2021-01-01").timestamp()
+    assert dataset.X["stamp"].iloc[0] == pd.Timestamp("2020-12-31 23:00").timestamp()  # UTC
+    assert np.isnan(dataset.X["when"].iloc[3])
+    assert "column 'when': dates written as text (ISO 8601)" in caplog.text and "1 of its 200" in caplog.text
+    new = frame.drop(columns="target")
+    new.loc[0, "when"] = "2030-01-01"  # later than every training date: read, not a missing category
+    read = dataset.preprocessor.transform(new)
+    assert read["when"].iloc[0] == pd.Timestamp("2030-01-01").timestamp()
+    assert np.array_equal(read["stamp"].to_numpy(), dataset.X["stamp"].to_numpy())
