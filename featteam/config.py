@@ -141,6 +141,10 @@ class FitConfig:
     max_features: int = setting(DEFAULT_MAX_FEATURES, "most new features in a transformation")
     max_feature_length: int = setting(DEFAULT_MAX_FEATURE_LENGTH, "most tokens in one new feature")
     seed: int = setting(0, "random seed: the same seed and data give the same result", cli=True)
+    torch_threads: int = setting(1, "threads torch uses in the fit's steps (the local teacher, the latent model, "
+                                    "the student, teaming): 1 gives the same numbers under any load and does not "
+                                    "slow down when other work shares the cores; more can be faster on an idle "
+                                    "machine (the latent model always uses 1)", cli=True)
     # the feature screen and the choice (featteam.screen, featteam.selection)
     screen: bool = setting(True, "screen thousands of single features cheaply (what each adds to a model of the "
                                  "original columns): exploration draws from the best, every mode's candidates are "
@@ -193,7 +197,7 @@ class FitConfig:
             _check_type(f.name, hints[f.name], value)
         positive = ("n_golden", "answers_per_call", "max_length", "max_features", "max_feature_length",
                     "search_top_k", "beam", "latent_epochs", "student_epochs", "student_samples", "screen_pool",
-                    "max_selected_features")
+                    "max_selected_features", "torch_threads")
         for name in positive:
             if getattr(self, name) < 1:
                 raise FeatteamError(f"{name} must be at least 1, not {getattr(self, name)}")

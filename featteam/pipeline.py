@@ -23,6 +23,7 @@ from .engine import Engine, library_versions, make_engine
 from .evaluation import Evaluator
 from .expr import OPERATORS
 from .llm.base import redact_url
+from .llm.torch_utils import torch_threads
 from .records import write_jsonl
 from .report import DataSummary, RunReport, ScreenSummary
 from .selection import select
@@ -236,7 +237,8 @@ class Run:
                 # middle would otherwise leave half-written weights that a later run trusts).
                 if self.report.step_keys.pop(step.name, None) is not None:
                     self.save_report()
-                result = step.run(context)
+                with torch_threads(self.config.torch_threads):
+                    result = step.run(context)
                 self.write_candidates(step, result.candidates)
                 self.record(step, result.report)
             if step.candidates_file == "golden.jsonl":

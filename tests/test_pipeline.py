@@ -291,3 +291,31 @@ def test_a_step_run_again_removes_the_output_chosen_before_it(tmp_path, table):
     assert RunReport.load(out / "report.json").result is None
     text = summary_text(report, out)
     assert "chosen" not in text and "written:" not in text and "results in" in text
+
+
+def test_the_steps_run_on_the_configured_torch_threads_and_give_them_back(tmp_path, table, monkeypatch):
+    """torch_threads (1 by default: the same numbers under any load, no threads waiting on each
+    other on busy cores) holds inside every step; torch's own count is put back afterwards."""
+    import torch
+
+    from featteam.steps.golden import GoldenStep
+
+    path, _ = table
+    assert FitConfig.from_preset("quick").torch_threads == 1
+    seen = []
+
+    def recorded(self, context):
+        seen.append(torch.get_num_threads())
+        raise KeyboardInterrupt  # enough: the step started
+
+    monkeypatch.setattr(GoldenStep, "run", recorded)
+    before = torch.get_num_threads()
+    for threads in (1, 3):
+        with pytest.raises(KeyboardInterrupt):
+            Run(tmp_path / f"r{threads}", path, "y", FitConfig.from_preset("quick", teacher="none",
+                                                                           torch_threads=threads),
+                n_jobs=1, progress=False).execute(stop_after="golden")
+        assert torch.get_num_threads() == before
+    assert seen == [1, 3]
+    with pytest.raises(Exception, match="torch_threads must be at least 1"):
+        FitConfig.from_preset("quick", torch_threads=0)

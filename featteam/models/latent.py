@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..expr import Vocabulary, join_features, split_features
+from ..llm.torch_utils import torch_threads
 from ..records import from_dict, to_json_value
 from ..report import LatentMetrics
 
@@ -41,21 +42,15 @@ def seeded(seed: int):
         yield
 
 
-@contextmanager
 def single_threaded():
-    """torch on one thread for a block, and its thread count restored after it.
+    """torch on one thread for a block, whatever the fit's ``torch_threads``.
 
     The encoder-evaluator-decoder is small: more threads only wait on each other (4 epochs took
     48 s on two threads against 0.4 s on one while another process used a core), and threads that
     sum a gradient in parts sum it in an order that depends on the load (weights that differed in
     the 7th digit between two identical runs).  On one thread its training and search give the
     same numbers on any machine under any load, and as fast as it can."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return torch_threads(1)
 
 
 @dataclass
