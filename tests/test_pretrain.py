@@ -135,8 +135,20 @@ def test_pretraining_is_cached_reproducible_and_never_trusts_a_half_written_stat
 
     monkeypatch.setenv("FEATTEAM_CACHE_DIR", str(tmp_path / "a"))
     from featteam.models.pretrain import ensure_pretrained
+    from featteam.models.student import Student
 
-    trained = ensure_pretrained(model_dir, TINY)
+    # Trained on one thread whoever asks (`featteam prepare` or a fit), torch's count given back.
+    threads, batch_loss = [], Student._batch_loss
+    monkeypatch.setattr(Student, "_batch_loss",
+                        lambda self, *a: threads.append(torch.get_num_threads()) or batch_loss(self, *a))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trained = ensure_pretrained(model_dir, TINY)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert threads == [1, 1]
     assert not trained.loaded_from_cache and trained.steps == 2 and trained.disk_bytes > 0
     target = tmp_path / "a" / "students" / trained.directory.split("/")[-1]
     assert (target / COMPLETE_MARKER).exists()

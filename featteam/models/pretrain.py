@@ -392,6 +392,7 @@ def pretrain(base_model: str | None, config: PretrainConfig, directory: Path,
 
     from ..expr import Vocabulary
     from ..llm.local import DEFAULT_MODEL
+    from ..llm.torch_utils import torch_threads
     from .latent import seeded
     from .student import Student, StudentConfig, student_prompt
 
@@ -400,7 +401,9 @@ def pretrain(base_model: str | None, config: PretrainConfig, directory: Path,
     vocab = Vocabulary(PRETRAIN_FEATURES)
     n_fixed = len(vocab) - vocab.n_features
     losses: list[float] = []
-    with seeded(config.seed):
+    # On one thread, like every step of a fit (FitConfig.torch_threads): a state trained by
+    # `featteam prepare` is then the one a fit would train, whatever the machine's cores or load.
+    with seeded(config.seed), torch_threads(1):
         student = Student(vocab, "", StudentConfig(base_model=base_model or DEFAULT_MODEL, lora_r=config.lora_r,
                                                    lora_alpha=config.lora_alpha, lr=config.lr, seed=config.seed))
         student.attach_lora()
