@@ -402,15 +402,23 @@ def _is_dates(column: pd.Series) -> bool:
     return len(present) > 0 and all(isinstance(v, datetime.date) for v in present)
 
 
+#: How a date written as text starts: ISO 8601's extended form, year-month(-day).
+TEXT_DATE = r"\s*\d{4}-\d{2}(?:-\d{2})?(?:[T ]|\s*$)"
+
+
 def _text_dates(column: pd.Series) -> pd.Series:
-    """``column``'s values read as ISO 8601 dates (UTC, without the zone); NaT where a value is
-    none.  ISO 8601 only: "March" or "03/04/2021" would be guesses (this year? day or month
-    first?), and a date read one way when fitted must read the same way on new rows."""
+    """``column``'s values read as ISO 8601 dates in the extended form (``2021-03-04``,
+    ``2021-03-04T10:00+01:00``, ``2021-03``; UTC, without the zone); NaT where a value is none.
+    Nothing else: "March" or "03/04/2021" would be guesses (this year? day or month first?), and
+    "20210304" is a number to a CSV reader - a date read one way when fitted must read the same
+    way on new rows."""
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or _is_dates(column):
         return pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]")
+    text = column.astype("string")
+    text = text.where(text.str.match(TEXT_DATE).fillna(False).astype(bool))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas warns of values it cannot parse: they are NaT
-        parsed = pd.to_datetime(column.astype("string"), errors="coerce", utc=True, format="ISO8601")
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     return parsed.dt.tz_convert(None)
 
 
@@ -424,8 +432,14 @@ def _to_float(column: pd.Series, datetime_unit: str = "s") -> pd.Series:
             return column.astype("int64").astype(float).where(column.notna())
         if getattr(column.dt, "tz", None) is not None:
             column = column.dt.tz_convert(None)  # UTC, without the zone
-        return ((column - pd.Timestamp(0)) / pd.Timedelta(seconds=1)).astype(float)
-    return pd.to_numeric(column, errors="coerce").astype(float)
+        # The epoch in the column's own unit: in nanoseconds a date before 1677 or after 2262
+        # (9999-12-31, a common "no end date") would overflow.
+        epoch = pd.Timestamp(0).as_unit(column.dt.unit)
+        return ((column - epoch) / pd.Timedelta(seconds=1)).astype(float)
+    numbers = pd.to_numeric(column, errors="coerce")
+    if pd.api.types.is_complex_dtype(numbers):  # Python complex values in an object column
+        refuse_complex(numbers.to_frame())
+    return numbers.astype(float)
 
 
 def _bounded(X: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:

@@ -539,3 +539,27 @@ def test_dates_written_as_text_are_dates_when_fitted_too(tmp_path, small_regress
     read = dataset.preprocessor.transform(new)
     assert read["when"].iloc[0] == pd.Timestamp("2030-01-01").timestamp()
     assert np.array_equal(read["stamp"].to_numpy(), dataset.X["stamp"].to_numpy())
+
+
+def test_far_dates_complex_objects_and_other_date_forms():
+    """Review findings: "9999-12-31" (a common "no end date") overflowed nanoseconds and stopped the
+    fit; Python complex values in an object column lost their imaginary part; "20210304" or
+    "2021/03/04" were dates to pandas' ISO 8601 mode but numbers or text to a CSV reader."""
+    rng = np.random.default_rng(0)
+    n = 40
+    days = pd.Series(pd.date_range("2020-01-01", periods=n, freq="7D")).dt.strftime("%Y-%m-%d").astype(object)
+    days.iloc[3], days.iloc[4] = "9999-12-31", "0001-01-01"
+    frame = pd.DataFrame({"end": days, "x": rng.normal(size=n), "y": rng.normal(size=n)})
+    dataset = prepare(frame, "y")
+    assert dataset.X["end"].iloc[3:5].tolist() == [253402214400.0, -62135596800.0]
+    as_datetimes = frame.assign(end=pd.to_datetime(days, format="ISO8601"))  # a datetime column (Parquet)
+    assert prepare(as_datetimes, "y").X["end"].iloc[3] == 253402214400.0
+    assert dataset.preprocessor.transform(frame.drop(columns="y"))["end"].iloc[3] == 253402214400.0
+    complex_objects = frame.assign(x=pd.Series([complex(i, 1) for i in range(n)], dtype=object))
+    with pytest.raises(DataError, match=r"\['x'\] hold complex numbers"):
+        prepare(complex_objects, "y")
+    with pytest.raises(DataError, match=r"\['x'\] hold complex numbers"):
+        dataset.preprocessor.transform(complex_objects)
+    other_forms = frame.assign(end=np.resize(["20210304", "2021/03/04", "2021-3-4", "2021"], n).astype(object)
+                               .astype(str) + np.resize(["", "x"], n))
+    assert prepare(other_forms, "y").preprocessor.dates == []
