@@ -36,7 +36,8 @@ from finished_runs import replay_into, resumed
 
 def _predictions_fitted_on_all_rows(evaluator, tokens, repeat: int) -> np.ndarray:
     """``Evaluator.choice_predictions`` with every training row outside the choice rows as the
-    context (instead of the search rows)."""
+    context (instead of the search rows).  A copy of its body, not an option of it: this script
+    runs with the featteam that made the runs (``suite35``'s is 013b816), which has no such option."""
     if tokens:
         evaluator.check_columns(tokens)
     choice = evaluator.choice_rows
