@@ -93,6 +93,9 @@ def _add_evaluation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tree-rows", type=int, default=FitConfig.max_tree_rows,
                         help="rows each tree of the downstream forest draws when it is fitted on more (as "
                              "`featteam fit --max-tree-rows`; 0: no bound)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="honest protocol: seed of the train/test split (as `featteam fit --split-seed`; "
+                             "default 0, the literature's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,8 +189,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         table = saved.transform(table).assign(**{args.target: table[args.target].to_numpy()})
     dataset = prepare(table, args.target, task=args.task, nan=args.nan, name=Path(args.data).name.split(".")[0],
                       drop_redundant=args.drop_redundant)
+    if args.protocol == "paper" and args.split_seed != 0:
+        raise FeatteamError("the paper protocol uses the literature's split (--split-seed 0)")
     evaluator = Evaluator(dataset, protocol=args.protocol, model=args.downstream_model, n_jobs=args.n_jobs,
-                          max_tree_rows=args.max_tree_rows)
+                          max_tree_rows=args.max_tree_rows, split_seed=args.split_seed)
     dataset = evaluator.dataset  # as the protocol reads it (honest: its columns read on the training split)
     result = {"dataset": dataset.name, "rows": dataset.n_rows, "features": dataset.X.shape[1],
               "task": dataset.task, "metric": evaluator.metric_name, "protocol": args.protocol,

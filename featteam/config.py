@@ -141,6 +141,10 @@ class FitConfig:
     max_features: int = setting(DEFAULT_MAX_FEATURES, "most new features in a transformation")
     max_feature_length: int = setting(DEFAULT_MAX_FEATURE_LENGTH, "most tokens in one new feature")
     seed: int = setting(0, "random seed: the same seed and data give the same result", cli=True)
+    split_seed: int = setting(0, "honest protocol: seed of the train/test split (and of the folds and validation "
+                                 "rows drawn in the training split); 0 is the literature's split. Another seed "
+                                 "gives another test split, to check a result on rows the first one did not "
+                                 "hold (the paper protocol always uses 0)", cli=True)
     torch_threads: int = setting(1, "threads torch uses in the fit's steps (the local teacher, the latent model, "
                                     "the student, teaming): 1 gives the same numbers under any load and does not "
                                     "slow down when other work shares the cores; more can be faster on an idle "
@@ -233,6 +237,11 @@ class FitConfig:
             raise FeatteamError("max_length and max_feature_length must be at least 2 (a column and an operator)")
         if not 0 <= self.seed < 2**32:  # numpy's and torch's seeds
             raise FeatteamError(f"seed must be an integer from 0 to 2**32 - 1, not {self.seed}")
+        if not 0 <= self.split_seed < 2**32:
+            raise FeatteamError(f"split_seed must be an integer from 0 to 2**32 - 1, not {self.split_seed}")
+        if self.protocol == "paper" and self.split_seed != 0:
+            raise FeatteamError("the paper protocol uses the literature's split (split_seed 0), "
+                                f"not split_seed {self.split_seed}")
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any) -> "FitConfig":

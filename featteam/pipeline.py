@@ -98,6 +98,10 @@ class Run:
                     digest.update(block)
             digest.update(f"{self.target}:{self.task}:{self.nan}:{self.drop_redundant}".encode())
             digest.update(self._reading.encode())
+            if self.config.split_seed:
+                # Another test split is other data to every step (the literature's, 0, keeps the
+                # keys it always had, so existing run directories stay valid).
+                digest.update(f":split_seed={self.config.split_seed}".encode())
             self._data_key_cache = digest.hexdigest()[:16]
         return self._data_key_cache
 
@@ -166,7 +170,7 @@ class Run:
         dataset = load_dataset(self.data_path, self.target, task=self.task, nan=self.nan,
                                drop_redundant=self.drop_redundant)
         return Evaluator(dataset, protocol=self.config.protocol, model=self.config.downstream_model,
-                         engine=engine,
+                         engine=engine, split_seed=self.config.split_seed,
                          n_jobs=self.n_jobs, max_length=self.config.max_length,
                          max_features=self.config.max_features,
                          max_feature_length=self.config.max_feature_length,

@@ -224,3 +224,19 @@ def test_report_files(tmp_path):
                  "time_by_method.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert (tmp_path / "results.md").read_text().startswith("Command: test")
+
+
+def test_another_split_seed_reaches_every_configuration_and_only_the_honest_protocol(suite, tmp_path):
+    from featteam.bench.runner import _spec
+
+    manifest = json.loads((suite / "MANIFEST.json").read_text())
+    config = BenchConfig(out=tmp_path, data_dir=suite, methods=["original", "featteam", "openfe"], split_seed=2,
+                         featteam_settings={"n_golden": 12})
+    for job in plan(config, manifest):
+        spec = _spec(job, config, manifest)
+        assert spec["split_seed"] == 2 and spec["settings"] == {"n_golden": 12, "split_seed": 2}
+    # The literature's split is not named: a benchmark stored before the option resumes.
+    literature = BenchConfig(out=tmp_path, data_dir=suite)
+    assert "split_seed" not in _spec(plan(literature, manifest)[0], literature, manifest)
+    with pytest.raises(FeatteamError, match="literature's split"):
+        plan(BenchConfig(out=tmp_path, data_dir=suite, protocols=["paper"], split_seed=1), manifest)

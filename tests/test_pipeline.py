@@ -319,3 +319,35 @@ def test_the_steps_run_on_the_configured_torch_threads_and_give_them_back(tmp_pa
     assert seen == [1, 3]
     with pytest.raises(Exception, match="torch_threads must be at least 1"):
         FitConfig.from_preset("quick", torch_threads=0)
+
+
+def test_another_split_seed_is_another_test_split_and_keeps_the_literatures_keys(tmp_path, table):
+    """--split-seed draws another train/test split (honest protocol only): its test rows differ,
+    a run directory made with another split is not resumed, and split 0 keeps the key it always
+    had (a data key that never named the split), so stored runs stay valid."""
+    from featteam.errors import FeatteamError
+    from featteam.steps.golden import GoldenStep
+
+    path, _ = table
+    config = FitConfig.from_preset("quick", n_golden=12, teacher="none")
+    other = dataclasses.replace(config, split_seed=3)
+    out = tmp_path / "r"
+    literature = Run(out, path, "y", config, n_jobs=1, progress=False)
+    _, evaluator = literature.load()
+    _, evaluator3 = Run(tmp_path / "r3", path, "y", other, n_jobs=1, progress=False).load()
+    assert len(evaluator.test_rows) == len(evaluator3.test_rows)
+    assert set(evaluator.test_rows) != set(evaluator3.test_rows)
+    assert not set(evaluator3.test_rows) & set(evaluator3.train_rows)
+    literature.execute(stop_after="golden")
+    assert Run(out, path, "y", config, n_jobs=1, progress=False).done(GoldenStep())
+    assert not Run(out, path, "y", other, n_jobs=1, progress=False).done(GoldenStep())
+    # The data key of split 0 is the one computed without the option (the file, the reading).
+    import hashlib
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(f"y:{literature.task}:{literature.nan}:{literature.drop_redundant}".encode())
+    digest.update(literature._reading.encode())
+    assert literature._data_key() == digest.hexdigest()[:16]
+    with pytest.raises(FeatteamError, match="literature's split"):
+        FitConfig.from_preset("quick", protocol="paper", split_seed=1)
+    with pytest.raises(FeatteamError, match="split_seed"):
+        FitConfig.from_preset("quick", split_seed=-1)

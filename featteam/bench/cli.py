@@ -37,6 +37,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-search-rows", type=int,
                    help=f"featteam scores candidates on at most this many rows (default: the preset's - {rows}; "
                         "0: every row)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="honest protocol: seed of every table's train/test split (default 0, the literature's "
+                        "split; another gives test rows the suite's usual split does not hold, to check a change "
+                        "before it is measured there)")
     p.add_argument("--time-limit", type=float,
                    help="seconds per configuration, a safety stop (default: the preset's - "
                         f"{_by_preset(lambda preset: f'{TIME_LIMITS[preset]:g}')})")
@@ -87,7 +91,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     config = BenchConfig(out=Path(args.out), data_dir=Path(args.data_dir), datasets=args.datasets,
                          methods=args.methods, seeds=args.seeds, protocols=args.protocols, preset=args.preset,
-                         max_search_rows=args.max_search_rows, time_limit=args.time_limit, jobs=args.jobs,
+                         max_search_rows=args.max_search_rows, split_seed=args.split_seed,
+                         time_limit=args.time_limit, jobs=args.jobs,
                          threads=args.threads, peer_python=args.peer_python, rerun_failed=args.rerun_failed)
     start = time.perf_counter()
     if args.report_only:

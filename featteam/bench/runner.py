@@ -41,6 +41,8 @@ class BenchConfig:
     preset: str = "quick"
     #: rows featteam scores candidates on (None: the preset's; 0: every row)
     max_search_rows: int | None = None
+    #: honest protocol: seed of every table's train/test split (0: the literature's)
+    split_seed: int = 0
     #: seconds per configuration, a safety stop (None: the preset's, :data:`TIME_LIMITS`)
     time_limit: float | None = None
     jobs: int = 1
@@ -68,6 +70,10 @@ def plan(config: BenchConfig, manifest: dict[str, Any]) -> list[Job]:
     for protocol in config.protocols:
         if protocol not in ("honest", "paper"):
             raise FeatteamError(f"unknown protocol {protocol!r} (honest or paper)")
+    if config.split_seed and "paper" in config.protocols:
+        raise FeatteamError("the paper protocol uses the literature's split (--split-seed 0)")
+    if not 0 <= config.split_seed < 2**32:
+        raise FeatteamError(f"--split-seed must be an integer from 0 to 2**32 - 1, not {config.split_seed}")
     jobs = []
     # Cheapest groups first (then protocol, dataset, seed): a benchmark stopped early has the most
     # complete table, and autofeat, the slowest on wide tables, comes last.
@@ -86,10 +92,16 @@ def _threads(config: BenchConfig) -> int:
 
 def _spec(job: Job, config: BenchConfig, manifest: dict[str, Any]) -> dict[str, Any]:
     entry = manifest["datasets"][job.dataset]
-    return {"dataset": job.dataset, "data": str((Path(config.data_dir) / entry["file"]).resolve()),
+    spec = {"dataset": job.dataset, "data": str((Path(config.data_dir) / entry["file"]).resolve()),
             "target": entry.get("target", "label"), "protocol": job.protocol, "group": job.group,
             "seed": job.seed, "preset": config.preset, "max_search_rows": search_rows(config),
             "settings": config.featteam_settings, "n_jobs": _threads(config), "run_dir": str((Path(config.out) / "runs" / job.name).resolve())}
+    if config.split_seed:
+        # Named only when it is not the literature's split, so a benchmark stored before the option
+        # existed still resumes (its stored configurations are compared with these).
+        spec["split_seed"] = config.split_seed
+        spec["settings"] = {**config.featteam_settings, "split_seed": config.split_seed}
+    return spec
 
 
 #: Each preset's time limit per configuration by default: well above the suite's slowest fit

@@ -42,7 +42,8 @@ def _evaluator(spec: dict[str, Any]):
     # The peers' reported scores use the same downstream forest as featteam's.
     max_tree_rows = FitConfig.from_preset(spec["preset"], **_settings(spec)).max_tree_rows
     evaluator = Evaluator(dataset, protocol=spec["protocol"], n_jobs=spec["n_jobs"],
-                          max_search_rows=spec.get("max_search_rows"), max_tree_rows=max_tree_rows)
+                          max_search_rows=spec.get("max_search_rows"), max_tree_rows=max_tree_rows,
+                          split_seed=spec.get("split_seed", 0))
     return evaluator.dataset, evaluator
 
 
