@@ -4,7 +4,8 @@ Usage: python benchmarks/done_when.py BENCH_OUT/results.csv
 
 Prints: featteam's and OpenFE's mean gain over the original features on the tables where both
 have a score; featteam >= OpenFE (a win, or a tie within 0.001) per table; the tables where
-featteam is more than 0.005 below the original features; each single mode's mean gain (when the
+featteam is more than 0.005 below the original features (with each gain's standard error over
+the test rows, where the results record it); each single mode's mean gain (when the
 results hold the mode rows: ``--methods ... teaming ml student teacher``); the median fit times;
 and, with several seeds, each method's mean spread (population standard deviation over seeds).
 """
@@ -42,6 +43,18 @@ def main(path: str) -> None:
     ours = scores["featteam"].dropna().index
     below = scores.loc[ours, "featteam"] - original.loc[ours]
     print(f"more than {BELOW} below the original features: {below[below < -BELOW].round(4).to_dict()}")
+    if "gain_se" in ok and ok["gain_se"].notna().any():
+        # The standard error of each gain over the test rows (paired bootstrap; results made since
+        # the bench records it): how much one test split of that size can move a gain.
+        errors = ok.pivot_table(index="dataset", columns="method", values="gain_se", aggfunc="mean")
+        for method in ("featteam", "openfe"):
+            if method in errors:
+                print(f"  {method:9s} median standard error of a gain over the test rows "
+                      f"{errors[method].median():.4f}")
+        breaches = below[below < -BELOW].index
+        if len(breaches) and "featteam" in errors:
+            print("  featteam below the floor, gain ± its standard error: "
+                  + ", ".join(f"{t} {below[t]:+.4f} ± {errors.loc[t, 'featteam']:.4f}" for t in breaches))
     for method in ("featteam", "teaming", "ml", "student", "teacher", "openfe"):
         if method in scores:
             tables = scores[method].dropna().index

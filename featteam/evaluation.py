@@ -122,6 +122,29 @@ class Scored:
 MIN_VALIDATION_ROWS = 20
 
 
+#: Bootstrap resamples of the rows behind a gain's standard error (the choice's, the reported gain's).
+BOOTSTRAPS = 400
+
+
+def paired_bootstrap(y: np.ndarray, predictions: Sequence[np.ndarray], reference: Sequence[np.ndarray],
+                     metric: Callable[[np.ndarray, np.ndarray], float],
+                     resamples: np.ndarray) -> tuple[float, float]:
+    """The gain of ``predictions`` over ``reference`` in ``metric`` on the rows ``y``, and its
+    standard error.
+
+    ``predictions`` and ``reference`` hold one array per partition (paired row by row and
+    partition by partition); the gain is the mean over partitions of the metric's difference.
+    The standard error is the standard deviation of that gain over ``resamples`` (rows of
+    indices drawn with replacement): the paired bootstrap, which keeps the rows' pairing and
+    works for any metric, not only for a mean over rows."""
+    def gain(rows: np.ndarray | slice) -> float:
+        return float(np.mean([metric(y[rows], new[rows]) - metric(y[rows], old[rows])
+                              for new, old in zip(predictions, reference)]))
+
+    return gain(slice(None)), float(np.std([gain(rows) for rows in resamples], ddof=1))
+
+
+
 class Evaluator:
     """Scores transformations of one dataset under one protocol.
 
@@ -216,6 +239,9 @@ class Evaluator:
         self.choice_rows = self.validation_rows if len(self.validation_rows) else self.search_rows
         self.folds = self._make_folds(self.search_rows)
         self.cache: dict[tuple[str, ...], Scored] = {}
+        #: honest protocol: each reported transformation's predictions of the test rows (the
+        #: original features' are needed by every gain; fitted once each)
+        self._test_predictions: dict[tuple[str, ...], np.ndarray] = {}
         #: the cheap screen candidates pass before they are scored (featteam.screen; set by the run, or None)
         self.screen: "FeatureScreen | None" = None
         self.n_scored = 0
@@ -448,13 +474,6 @@ class Evaluator:
         predictions[np.concatenate(held_out) - n_context] = np.concatenate(predicted)
         return predictions
 
-    def _fit_and_score(self, tokens: Sequence[str] | None, fit_rows: np.ndarray, score_rows: np.ndarray) -> float:
-        """Fit the transformation and the full model on ``fit_rows``; the metric on ``score_rows``."""
-        rows = np.concatenate([fit_rows, score_rows])
-        n_fit = len(fit_rows)
-        features = self._features(tokens, rows, np.arange(n_fit))
-        return self.metric(self.y[score_rows], self._fit_predict(features[:n_fit], self.y[fit_rows], features[n_fit:]))
-
     @property
     def _grows_forest(self) -> bool:
         """Whether the downstream model is the built-in ``rf``: then :func:`~featteam.forest.forest_predict`
@@ -492,7 +511,22 @@ class Evaluator:
                 return self._cv_score(tokens, self.protocol_rows, self._make_folds(self.protocol_rows))
             cached = self.cache.get(tuple(tokens or ()))
             return float(cached.score) if cached is not None and cached.valid else self._cv_score(tokens)
-        return self._fit_and_score(tokens, self.train_rows, self.test_rows)
+        return self.metric(self.y[self.test_rows], self.test_predictions(tokens))
+
+    def test_predictions(self, tokens: Sequence[str] | None) -> np.ndarray:
+        """Honest protocol: the predictions of the test rows behind :meth:`final_score` (the
+        transformation and the full model fitted on the training split), computed once per
+        transformation."""
+        if self.protocol != "honest":
+            raise FeatteamError("test predictions are the honest protocol's (the paper protocol reports a CV score)")
+        key = tuple(tokens or ())
+        if key not in self._test_predictions:
+            rows = np.concatenate([self.train_rows, self.test_rows])
+            n_fit = len(self.train_rows)
+            features = self._features(tokens, rows, np.arange(n_fit))
+            self._test_predictions[key] = self._fit_predict(features[:n_fit], self.y[self.train_rows],
+                                                            features[n_fit:])
+        return self._test_predictions[key]
 
     def generation_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What another method (a benchmark peer) may learn new columns from: ``(X_fit, y_fit,
@@ -516,14 +550,30 @@ class Evaluator:
         columns (only) for ``X_fit`` and ``X_apply``; they are scored beside the original columns
         like a transformation (paper: CV on the test split; honest: fit on the training split,
         score the test split once).  Undefined values are replaced by the fitted rows' medians."""
+        return self.final_generated(generate)[0]
+
+    def final_generated(self, generate: Callable[[np.ndarray, np.ndarray, np.ndarray],
+                                                 tuple[np.ndarray, np.ndarray]]) -> tuple[float, float | None]:
+        """:meth:`final_score_generated`, and the standard error of its gain over the original
+        features (:meth:`test_gain_standard_error`; None under the paper protocol)."""
         X_fit, y_fit, X_apply = self.generation_inputs()
         new_fit, new_apply = generate(X_fit, y_fit, X_apply)
         features_fit = np.hstack([X_fit, _finite(new_fit, new_fit)])
         if self.protocol == "paper":
             rows = self.protocol_rows
-            return float(np.mean(self._scores_of(lambda fit, held: features_fit, rows, self._make_folds(rows))))
+            return float(np.mean(self._scores_of(lambda fit, held: features_fit, rows, self._make_folds(rows)))), None
         prediction = self._fit_predict(features_fit, y_fit, np.hstack([X_apply, _finite(new_apply, new_fit)]))
-        return self.metric(self.y[self.test_rows], prediction)
+        error = self.test_gain_standard_error(prediction) if new_fit.shape[1] else 0.0
+        return self.metric(self.y[self.test_rows], prediction), error
+
+    def test_gain_standard_error(self, predictions: np.ndarray) -> float:
+        """Honest protocol: the standard error of the gain of ``predictions`` (of the test rows)
+        over the original features' (:meth:`test_predictions`), from a paired bootstrap of the
+        test rows (:func:`paired_bootstrap`, resamples drawn with ``split_seed``): how much a
+        test split of this size can move the reported gain.  Nothing is chosen with it."""
+        y = self.y[self.test_rows]
+        resamples = np.random.default_rng(self.split_seed).integers(0, len(y), size=(BOOTSTRAPS, len(y)))
+        return paired_bootstrap(y, [predictions], [self.test_predictions(None)], self.metric, resamples)[1]
 
     def grammar(self):
         """The grammar automaton of this dataset's vocabulary and limits."""
@@ -540,7 +590,7 @@ class Evaluator:
         rows = self.search_rows
         state.update(X=self.X[rows], y=self.y[rows], search_rows=np.arange(len(rows)), dataset=None,
                      train_rows=None, test_rows=None, protocol_rows=None, validation_rows=None, choice_rows=None,
-                     cache={}, screen=None, engine=None, cache_path=None)
+                     cache={}, _test_predictions={}, screen=None, engine=None, cache_path=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -301,6 +301,10 @@ class SelectionResult:
     #: test split: under the paper protocol every one the search and the choice scored (they are
     #: scored there), under the honest protocol only the reported scores
     scored_on_test_split: int = 0
+    #: honest protocol: the standard error of ``gain`` from a paired bootstrap of the test rows
+    #: (each resample scores both predictions on the same rows): how far one test split of this
+    #: size can move the gain; None under the paper protocol
+    gain_standard_error: float | None = None
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -455,8 +459,10 @@ def summary_text(report: RunReport, out: str | Path) -> str:
             margin = (f" ({_gain_text(chosen[0])} over the original features)"
                       if chosen and result.chosen != "original" else "")
             lines.append(f"estimate {result.estimate:.4f}{margin}: {result.estimate_method}")
+        error = ("" if result.gain_standard_error is None or not result.formulas else
+                 f" ± {result.gain_standard_error:.4f}, the standard error over the test rows")
         lines.append(f"{report.metric} under the {report.protocol} protocol: original {result.original_score:.4f} "
-                     f"-> with the new features {result.score:.4f} ({result.gain:+.4f})")
+                     f"-> with the new features {result.score:.4f} ({result.gain:+.4f}{error})")
         if report.protocol == "paper":
             lines.append(f"the paper protocol searched and reported on the test split: {result.scored_on_test_split} "
                          "transformations were scored there, and the best reported (optimistic; the honest protocol "

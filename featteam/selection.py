@@ -47,7 +47,7 @@ from .candidates import MODES, Candidate, Mode, median, top_k
 from .config import FitConfig
 from .data import Dataset
 from .errors import FeatteamError
-from .evaluation import Evaluator, make_model
+from .evaluation import BOOTSTRAPS, Evaluator, make_model, paired_bootstrap
 from .expr import InvalidSequence, join_features, render_feature, split_features, to_postfix_text
 from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
 from .steps import STEPS
@@ -63,8 +63,6 @@ BANK_BREADTH = 4
 RESCORED = 3
 #: New partitions of the choice rows into folds, each row predicted out of fold once per partition.
 CHOICE_REPEATS = 2
-#: Bootstrap resamples of the choice rows behind a gain's standard error.
-BOOTSTRAPS = 400
 #: The step each mode belongs to (from the steps' own lists).
 STEP_OF_MODE = {mode: step.name for step in STEPS for mode in step.modes}
 CHOICE_METHOD = ("out-of-fold predictions of the search's forest ({k} folds, {r} new partitions) on the {n} {rows}, "
@@ -222,24 +220,6 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
     return options
 
 
-def paired_bootstrap(y: np.ndarray, predictions: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-                     metric: Callable[[np.ndarray, np.ndarray], float],
-                     resamples: np.ndarray) -> tuple[float, float]:
-    """The gain of ``predictions`` over ``reference`` in ``metric`` on the rows ``y``, and its
-    standard error.
-
-    ``predictions`` and ``reference`` hold one array per partition (paired row by row and
-    partition by partition); the gain is the mean over partitions of the metric's difference.
-    The standard error is the standard deviation of that gain over ``resamples`` (rows of
-    indices drawn with replacement): the paired bootstrap, which keeps the rows' pairing and
-    works for any metric, not only for a mean over rows."""
-    def gain(rows: np.ndarray | slice) -> float:
-        return float(np.mean([metric(y[rows], new[rows]) - metric(y[rows], old[rows])
-                              for new, old in zip(predictions, reference)]))
-
-    return gain(slice(None)), float(np.std([gain(rows) for rows in resamples], ddof=1))
-
-
 def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evaluator: Evaluator) -> list[int]:
     """Predict ``options[i]`` for each of ``indices`` (which must hold 0, the original features) on
     the choice rows, once for each of :data:`CHOICE_REPEATS` new partitions; append its metric there
@@ -329,6 +309,7 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
     options = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
     chosen = choose(options, evaluator, choice_margin)
     final = original if not chosen.tokens else evaluator.final_score(chosen.tokens)
+    gain_error = _test_gain_standard_error(evaluator, chosen.tokens)
     # A mode's best or the original features keep their label; every assembly (best:k, bank:k,
     # forest:k) is the bank's.
     mode = chosen.label if chosen.label in {"original", *(m.value for m in MODES)} else "bank"
@@ -353,7 +334,18 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
         scored_on_test_split=_scored_on_test_split(evaluator, candidates, options, best_of_mode, chosen),
         finalists=[Finalist(label=o.label, n_features=len(o.features), cv_scores=[round(s, 6) for s in o.scores],
                             estimate=round(o.estimate, 6), gain=_rounded(o.gain),
-                            standard_error=_rounded(o.standard_error)) for o in options])
+                            standard_error=_rounded(o.standard_error)) for o in options],
+        gain_standard_error=_rounded(gain_error))
+
+
+def _test_gain_standard_error(evaluator: Evaluator, tokens: Sequence[str]) -> float | None:
+    """Honest protocol: the standard error of the reported gain, from a paired bootstrap of the
+    test rows (:func:`paired_bootstrap`, the choice's own estimator, after the choice: it
+    changes nothing, it says how much one test split of this size can tell).  0 when nothing is
+    added; None under the paper protocol."""
+    if evaluator.protocol != "honest":
+        return None
+    return evaluator.test_gain_standard_error(evaluator.test_predictions(tokens)) if tokens else 0.0
 
 
 def _scored_on_test_split(evaluator: Evaluator, candidates: Sequence[Candidate], options: list[_Option],

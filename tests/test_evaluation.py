@@ -315,3 +315,24 @@ def test_validation_rows_of_a_single_class_are_not_held_out(caplog):
     evaluator = Evaluator(prepare(frame, "label"), "honest", validation_size=0.2, split_seed=3)
     assert len(evaluator.validation_rows) == 0 and "all of one class" in caplog.text
     assert len(evaluator.choice_predictions(None, 1)) == len(evaluator.search_rows)  # chosen on the search rows
+
+
+def test_the_reported_gain_has_a_standard_error_from_the_test_rows(small_regression, small_classification):
+    """Honest protocol: the reported gain comes with a paired bootstrap's standard error over the
+    test rows, the same for featteam's formulas and for another method's columns of the same
+    values; 0 when nothing is added; none under the paper protocol."""
+    product = lambda X_fit, y_fit, X_apply: (X_fit[:, [0]] * X_fit[:, [1]], X_apply[:, [0]] * X_apply[:, [1]])
+    nothing = lambda X_fit, y_fit, X_apply: (np.empty((len(X_fit), 0)), np.empty((len(X_apply), 0)))
+    for frame in (small_regression, small_classification):
+        evaluator = Evaluator(prepare(frame, "target"), "honest")
+        tokens = ["f0", "f1", "*"]
+        predictions = evaluator.test_predictions(tokens)
+        assert evaluator.test_predictions(tokens) is predictions  # fitted once
+        error = evaluator.test_gain_standard_error(predictions)
+        assert 0.0 < error < 1.0
+        assert evaluator.final_generated(product) == (evaluator.final_score(tokens), error)
+        assert evaluator.final_generated(nothing) == (evaluator.final_score(None), 0.0)
+    paper = Evaluator(prepare(small_regression, "target"), "paper")
+    assert paper.final_generated(product)[1] is None
+    with pytest.raises(FeatteamError, match="honest"):
+        paper.test_predictions(None)

@@ -44,6 +44,9 @@ def test_fit_runs_all_steps_and_resumes(tmp_path, table, capfd):
     # With this tiny budget a decoder may write only value-level errors (duplicates or constant
     # columns: then it has no scored candidate to report); the golden set and a decoder always do.
     assert "explore" in result.per_mode and set(result.per_mode) & {"ml", "student", "teaming"}
+    # The reported gain comes with its standard error over the test rows (0: nothing added).
+    assert result.gain_standard_error is not None and result.gain_standard_error >= 0
+    assert result.formulas or result.gain_standard_error == 0.0
     # Masked decoding makes no structural error; only value-level ones (a feature equal to
     # another by value, or constant) can remain.
     for step in (report.steps.latent, report.steps.teaming):

@@ -13,7 +13,7 @@ from ..candidates import MODES
 from .methods import FEATTEAM_MODES
 
 COLUMNS = ["dataset", "task", "metric", "protocol", "method", "seed", "status", "score", "original_score", "gain",
-           "fit_seconds", "peak_memory_mb", "n_new_features", "n_proposed", "n_valid", "errors", "n_candidates",
+           "gain_se", "fit_seconds", "peak_memory_mb", "n_new_features", "n_proposed", "n_valid", "errors", "n_candidates",
            "scored_on_test_split", "chosen_mode", "formulas", "message"]
 #: featteam's modes in the order of the method's steps (the one list: featteam.candidates.MODES).
 VALIDITY_ORDER: tuple[str, ...] = tuple(m.value for m in MODES if m.value in FEATTEAM_MODES)

@@ -93,8 +93,8 @@ def score_generated(spec: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]
     _, evaluator = _evaluator(spec)
     with np.load(row["generated"]) as saved:
         new_fit, new_apply = saved["fit"], saved["apply"]
-    score = evaluator.final_score_generated(lambda X_fit, y_fit, X_apply: (new_fit, new_apply))
-    return {**row, "score": score, "original_score": evaluator.final_score(None)}
+    score, error = evaluator.final_generated(lambda X_fit, y_fit, X_apply: (new_fit, new_apply))
+    return {**row, "score": score, "original_score": evaluator.final_score(None), "gain_se": error}
 
 
 def _validity(report: "RunReport", mode: str) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     chosen = {"method": "featteam", "score": result.score, "original_score": result.original_score,
               "n_new_features": len(result.formulas), "formulas": "; ".join(result.formulas),
-              "chosen_mode": result.mode}
+              "chosen_mode": result.mode, "gain_se": result.gain_standard_error}
     rows.append(chosen)
     for mode in FEATTEAM_MODES:
         best = result.per_mode.get(mode)
