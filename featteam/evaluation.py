@@ -144,7 +144,6 @@ def paired_bootstrap(y: np.ndarray, predictions: Sequence[np.ndarray], reference
     return gain(slice(None)), float(np.std([gain(rows) for rows in resamples], ddof=1))
 
 
-
 class Evaluator:
     """Scores transformations of one dataset under one protocol.
 
