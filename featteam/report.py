@@ -450,8 +450,11 @@ def summary_text(report: RunReport, out: str | Path) -> str:
         else:
             compared = [f for f in result.finalists if f.gain is not None and f.label != "original"]
             best = max(compared, key=lambda f: f.gain, default=None)
+            margin = report.config.choice_margin if report.config is not None else 0.0
+            bar = (f"; a gain is kept when it exceeds {margin:g} standard errors there, --choice-margin"
+                   if margin > 0 and report.protocol == "honest" else "")
             why = (f"the best finalist, {best.label}, gained {_gain_text(best)} over the "
-                   "original features where the output is chosen: not enough to keep" if best else
+                   f"original features where the output is chosen: not enough to keep{bar}" if best else
                    "nothing beat the original features on the rows it was chosen on")
             lines.append(f"\nchosen: no new feature ({why})")
         if result.estimate is not None:

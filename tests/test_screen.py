@@ -260,6 +260,16 @@ def test_the_summary_says_why_the_original_features_were_kept_or_how_much_the_ch
     kept = summary_text(RunReport(data=data, protocol="honest", metric="m", original_search_score=0.7,
                                   result=result("original", 0.004, 0.006)), "out")
     assert "the best finalist, bank:2, gained +0.0040 ± 0.0060 over the original features" in kept
+    # With the configuration at hand, the bar the gain missed is named (the margin, and its option).
+    from featteam.config import FitConfig
+    with_bar = summary_text(RunReport(data=data, config=FitConfig.from_preset("quick"), protocol="honest",
+                                      metric="m", original_search_score=0.7,
+                                      result=result("original", 0.004, 0.006)), "out")
+    assert "a gain is kept when it exceeds 1.5 standard errors there, --choice-margin" in with_bar
+    added_error = result("bank:2", 0.02, 0.006)
+    added_error.gain, added_error.gain_standard_error = 0.02, 0.0123
+    assert "(+0.0200 ± 0.0123, the standard error over the test rows)" in summary_text(
+        RunReport(data=data, protocol="honest", metric="m", original_search_score=0.7, result=added_error), "out")
     added = summary_text(RunReport(data=data, protocol="honest", metric="m", original_search_score=0.7,
                                    result=result("bank:2", 0.02, 0.006)), "out")
     assert "estimate 0.7100 (+0.0200 ± 0.0060 over the original features): how" in added
