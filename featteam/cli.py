@@ -189,8 +189,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         table = saved.transform(table).assign(**{args.target: table[args.target].to_numpy()})
     dataset = prepare(table, args.target, task=args.task, nan=args.nan, name=Path(args.data).name.split(".")[0],
                       drop_redundant=args.drop_redundant)
-    if args.protocol == "paper" and args.split_seed != 0:
-        raise FeatteamError("the paper protocol uses the literature's split (--split-seed 0)")
     evaluator = Evaluator(dataset, protocol=args.protocol, model=args.downstream_model, n_jobs=args.n_jobs,
                           max_tree_rows=args.max_tree_rows, split_seed=args.split_seed)
     dataset = evaluator.dataset  # as the protocol reads it (honest: its columns read on the training split)

@@ -126,6 +126,12 @@ MIN_VALIDATION_ROWS = 20
 BOOTSTRAPS = 400
 
 
+def bootstrap_resamples(n_rows: int, seed: int) -> np.ndarray:
+    """:data:`BOOTSTRAPS` resamples of ``n_rows`` rows (indices drawn with replacement), drawn
+    with ``seed``: the rows behind every paired bootstrap's standard error."""
+    return np.random.default_rng(seed).integers(0, n_rows, size=(BOOTSTRAPS, n_rows))
+
+
 def paired_bootstrap(y: np.ndarray, predictions: Sequence[np.ndarray], reference: Sequence[np.ndarray],
                      metric: Callable[[np.ndarray, np.ndarray], float],
                      resamples: np.ndarray) -> tuple[float, float]:
@@ -158,7 +164,8 @@ class Evaluator:
     test_size : float
         Fraction of rows in the test split.
     split_seed : int
-        Seed of the train/test split and of the folds (0 in the literature).
+        Seed of the train/test split and of the folds (0 in the literature; the paper protocol
+        takes no other).
     n_jobs : int
         Candidates scored in parallel (on this machine; see ``engine``).
     max_length, max_features, max_feature_length : int
@@ -195,6 +202,8 @@ class Evaluator:
                  max_tree_rows: int = DEFAULT_MAX_TREE_ROWS, engine: "Engine | None" = None) -> None:
         if protocol not in PROTOCOLS:
             raise FeatteamError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+        if protocol == "paper" and split_seed != 0:
+            raise FeatteamError("the paper protocol uses the literature's split (--split-seed 0)")
         self.train_rows, self.test_rows = train_test_split(
             np.arange(len(dataset.y)), test_size=test_size, random_state=split_seed, shuffle=True)
         if protocol == "honest":
@@ -571,8 +580,8 @@ class Evaluator:
         test rows (:func:`paired_bootstrap`, resamples drawn with ``split_seed``): how much a
         test split of this size can move the reported gain.  Nothing is chosen with it."""
         y = self.y[self.test_rows]
-        resamples = np.random.default_rng(self.split_seed).integers(0, len(y), size=(BOOTSTRAPS, len(y)))
-        return paired_bootstrap(y, [predictions], [self.test_predictions(None)], self.metric, resamples)[1]
+        return paired_bootstrap(y, [predictions], [self.test_predictions(None)], self.metric,
+                                bootstrap_resamples(len(y), self.split_seed))[1]
 
     def grammar(self):
         """The grammar automaton of this dataset's vocabulary and limits."""

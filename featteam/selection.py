@@ -48,7 +48,7 @@ from .candidates import MODES, Candidate, Mode, median, top_k
 from .config import FitConfig
 from .data import Dataset
 from .errors import FeatteamError
-from .evaluation import BOOTSTRAPS, Evaluator, make_model, paired_bootstrap
+from .evaluation import BOOTSTRAPS, Evaluator, bootstrap_resamples, make_model, paired_bootstrap
 from .expr import InvalidSequence, join_features, render_feature, split_features, to_postfix_text
 from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
 from .steps import STEPS
@@ -235,7 +235,7 @@ def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evalu
                               for repeat in range(1, CHOICE_REPEATS + 1)]
         except InvalidSequence as exc:  # a sparse column can be constant on one of the folds
             logger.info("finalist %s left out: %s", options[i].label, exc)
-    resamples = np.random.default_rng(evaluator.split_seed).integers(0, len(y), size=(BOOTSTRAPS, len(y)))
+    resamples = bootstrap_resamples(len(y), evaluator.split_seed)
     for i, predicted in predictions.items():
         options[i].scores.append(float(np.mean([evaluator.metric(y, p) for p in predicted])))
         options[i].gain, options[i].standard_error = (

@@ -334,5 +334,7 @@ def test_the_reported_gain_has_a_standard_error_from_the_test_rows(small_regress
         assert evaluator.final_generated(nothing) == (evaluator.final_score(None), 0.0)
     paper = Evaluator(prepare(small_regression, "target"), "paper")
     assert paper.final_generated(product)[1] is None
+    with pytest.raises(FeatteamError, match="literature's split"):
+        Evaluator(prepare(small_regression, "target"), "paper", split_seed=1)
     with pytest.raises(FeatteamError, match="honest"):
         paper.test_predictions(None)
