@@ -251,7 +251,8 @@ class Run:
             report.result = select(list(context.golden) + self.read_candidates(), dataset, evaluator,
                                    self.config.protocol, self.out, report.original_search_score,
                                    max_selected_features=self.config.max_selected_features, pool=pool,
-                                   choice_margin=self.config.choice_margin)
+                                   choice_margin=self.config.choice_margin,
+                                   refine_budget=self.config.refine_candidates)
         report.step_seconds = {name: getattr(report.steps, name).seconds for name in STEP_NAMES
                                if getattr(report.steps, name) is not None}
         report.safety_stops = self.safety_stops()

@@ -305,6 +305,9 @@ class SelectionResult:
     #: (each resample scores both predictions on the same rows): how far one test split of this
     #: size can move the gain; None under the paper protocol
     gain_standard_error: float | None = None
+    #: transformations the local search around the best finalist scored (``refine_candidates``;
+    #: its result, when it beat its start, is the finalist "refined")
+    refinement_scored: int = 0
 
 
 # -- the run ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Sequence
 
@@ -64,6 +65,8 @@ BANK_BREADTH = 4
 RESCORED = 3
 #: New partitions of the choice rows into folds, each row predicted out of fold once per partition.
 CHOICE_REPEATS = 2
+#: The label of the local search's result among the finalists (:func:`refine`).
+REFINED = "refined"
 #: The step each mode belongs to (from the steps' own lists).
 STEP_OF_MODE = {mode: step.name for step in STEPS for mode in step.modes}
 CHOICE_METHOD = ("out-of-fold predictions of the search's forest ({k} folds, {r} new partitions) on the {n} {rows}, "
@@ -74,6 +77,7 @@ NO_MARGIN = ", kept when above zero, else the original features"
 PAPER_CHOICE_METHOD = ("the paper protocol: the best search score ({k}-fold cross-validation on {n} rows of the test "
                        "split) of {m} finalists, kept if above the original features' (the literature reports the "
                        "best found); optimistic: the test split chose it")
+REFINEMENT = "; a local search around the best finalist scored {n} more transformations (its best is \"refined\")"
 
 
 @dataclass
@@ -185,8 +189,10 @@ def best_of_each_mode(candidates: Sequence[Candidate]) -> dict[Mode, Candidate]:
 
 
 def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate], evaluator: Evaluator,
-             max_selected_features: int, pool: Sequence[Sequence[str]], columns: list[str]) -> list[_Option]:
-    """The finalists with their score on the search folds."""
+             max_selected_features: int, pool: Sequence[Sequence[str]],
+             columns: list[str]) -> tuple[list[_Option], list[tuple[list[str], ChosenFeature]]]:
+    """The finalists with their score on the search folds, and the bank's features in the forest's
+    order, then the screen's (what :func:`refine` adds from)."""
     modes_of = _modes_of_features(candidates)
     options = [_Option("original", [], [evaluator.score_original()], [])]
     for mode, best in best_of_mode.items():
@@ -209,7 +215,8 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
     # The bank holds more features than a transformation may (BANK_BREADTH x): the forest's order
     # picks its best from them; the screen's order is cut at the same sizes.
     bank = feature_bank(candidates, evaluator, BANK_BREADTH * max_selected_features, pool)
-    for label, ordered in (("bank", bank), ("forest", ranked_by_importance(bank, evaluator))):
+    by_importance = ranked_by_importance(bank, evaluator)
+    for label, ordered in (("bank", bank), ("forest", by_importance)):
         ordered = ordered[:max_selected_features]
         for size in sorted({s for s in PREFIX_SIZES if s < len(ordered)} | {len(ordered)} - {0}):
             tokens = join_features([feature for feature, _ in ordered[:size]])
@@ -218,7 +225,64 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
                                        [described for _, described in ordered[:size]]))
             except InvalidSequence as exc:
                 logger.info("%s prefix of %d features left out: %s", label, size, exc)
-    return options
+    in_order = list({tuple(feature): (feature, described) for feature, described in by_importance + bank}.values())
+    return options, in_order
+
+
+def refine(options: Sequence[_Option], bank: Sequence[tuple[list[str], ChosenFeature]], evaluator: Evaluator,
+           max_features: int, budget: int) -> tuple[_Option | None, list[tuple[str, ...]]]:
+    """A local search from the finalist with the best search score (the original features left
+    aside): drop one of its features or add one of ``bank``'s (in its order), keep the change when
+    the search score rises, and go on from the next change, until ``budget`` transformations
+    were scored or none of the changes of the current one helps.  Drops and additions alternate
+    (the last feature dropped first), so both are tried within a small budget.  Deterministic: one
+    transformation at a time, in a fixed order.
+
+    Returns the best transformation found (None when none beat its start) and the
+    transformations scored.  Under the paper protocol these are scored on the test split,
+    like every candidate there: a search for the best score on those rows, what the literature
+    reports (MOAT takes the best of its decoded candidates)."""
+    contenders = [o for o in options if o.tokens]
+    if budget < 1 or not contenders:
+        return None, []
+    start = min(contenders, key=lambda o: (-o.scores[0], len(o.features)))
+    described = {tuple(f): d for o in contenders for f, d in zip(split_features(o.tokens), o.features)}
+    described.update((tuple(f), d) for f, d in bank)
+    additions = list(dict.fromkeys([tuple(f) for f, _ in bank] + list(described)))
+    current = [tuple(f) for f in split_features(start.tokens)]
+    best_score, improved = start.scores[0], False
+    tried = {tuple(start.tokens)}
+    scored: list[tuple[str, ...]] = []
+    position = unhelpful = 0
+    while len(scored) < budget:
+        drops = [current[:i] + current[i + 1:] for i in reversed(range(len(current)))] if len(current) > 1 else []
+        adds = [current + [f] for f in additions if f not in current] if len(current) < max_features else []
+        moves = [m for pair in zip_longest(drops, adds) for m in pair if m is not None]
+        if not moves or unhelpful >= len(moves):
+            break
+        move = moves[position % len(moves)]
+        position += 1
+        tokens = tuple(join_features([list(f) for f in move]))
+        if tokens in tried:
+            unhelpful += 1
+            continue
+        tried.add(tokens)
+        try:
+            score = evaluator.cv_score(tokens)
+        except InvalidSequence:  # a duplicate or constant column beside the others
+            unhelpful += 1
+            continue
+        scored.append(tokens)
+        if score > best_score:
+            current, best_score, improved, unhelpful = move, score, True, 0
+        else:
+            unhelpful += 1
+    logger.info("refinement: %d transformations scored, best search score %.4f from %.4f (%s)",
+                len(scored), best_score, start.scores[0], start.label)
+    if not improved:
+        return None, scored
+    tokens = join_features([list(f) for f in current])
+    return _Option(REFINED, tokens, [best_score], [described[f] for f in current]), scored
 
 
 def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evaluator: Evaluator) -> list[int]:
@@ -275,20 +339,23 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float) -> _Opti
     return best if best.gain > needed else options[0]
 
 
-def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float) -> str:
+def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float, refined: int) -> str:
+    local = REFINEMENT.format(n=refined) if refined else ""
     if evaluator.protocol == "paper":
-        return PAPER_CHOICE_METHOD.format(m=len(options) - 1, k=evaluator.n_splits, n=len(evaluator.search_rows))
+        return PAPER_CHOICE_METHOD.format(m=len(options) - 1, k=evaluator.n_splits, n=len(evaluator.search_rows)) + local
     rows = ("validation rows no search step saw, each predicted by a forest fitted on the search rows and the "
             "other folds" if len(evaluator.validation_rows) else "search rows")
     return CHOICE_METHOD.format(k=evaluator.n_splits, r=CHOICE_REPEATS, n=len(evaluator.choice_rows), rows=rows,
                                 m=sum(o.gain is not None for o in options[1:]), b=BOOTSTRAPS,
-                                rule=MARGIN.format(margin=margin) if margin > 0 else NO_MARGIN)
+                                rule=MARGIN.format(margin=margin) if margin > 0 else NO_MARGIN) + local
 
 
 def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluator, protocol: str,
            out: Path, original_search_score: float | None = None, max_selected_features: int = 12,
-           pool: Sequence[Sequence[str]] = (), choice_margin: float = FitConfig.choice_margin) -> SelectionResult:
-    """Choose the output among each mode's best, the feature bank's prefixes and the original
+           pool: Sequence[Sequence[str]] = (), choice_margin: float = FitConfig.choice_margin,
+           refine_budget: int = FitConfig.refine_candidates) -> SelectionResult:
+    """Choose the output among each mode's best, the feature bank's prefixes, the local search's
+    result (``refine_budget`` transformations, :func:`refine`; none when 0) and the original
     features (module docstring); report it and each mode's best under the protocol, and write
     ``out/transformation.json`` and ``out/scores_by_mode.png``."""
     from .expr import Transformation
@@ -307,7 +374,10 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
             n_candidates=len(scores), best_search_score=best.score, median_search_score=median(scores),
             formulas=[render_feature(f, columns) for f in split_features(best.tokens)],
             final_score=evaluator.final_score(best.tokens))
-    options = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
+    options, bank = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
+    refined, refinement = refine(options, bank, evaluator, max_selected_features, refine_budget)
+    if refined is not None:
+        options.append(refined)
     chosen = choose(options, evaluator, choice_margin)
     final = original if not chosen.tokens else evaluator.final_score(chosen.tokens)
     gain_error = _test_gain_standard_error(evaluator, chosen.tokens)
@@ -331,8 +401,9 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
         original_score=original, score=final, gain=final - original, mode=mode, search_score=chosen.scores[0],
         formulas=transformation.formulas, postfix=transformation.postfix, per_mode=per_mode,
         n_candidates=len(candidates), features=chosen.features, estimate=round(chosen.estimate, 6),
-        estimate_method=_estimate_method(evaluator, options, choice_margin), chosen=chosen.label,
-        scored_on_test_split=_scored_on_test_split(evaluator, candidates, options, best_of_mode, chosen),
+        estimate_method=_estimate_method(evaluator, options, choice_margin, len(refinement)), chosen=chosen.label,
+        scored_on_test_split=_scored_on_test_split(evaluator, candidates, options, best_of_mode, chosen, refinement),
+        refinement_scored=len(refinement),
         finalists=[Finalist(label=o.label, n_features=len(o.features), cv_scores=[round(s, 6) for s in o.scores],
                             estimate=round(o.estimate, 6), gain=_rounded(o.gain),
                             standard_error=_rounded(o.standard_error)) for o in options],
@@ -350,15 +421,17 @@ def _test_gain_standard_error(evaluator: Evaluator, tokens: Sequence[str]) -> fl
 
 
 def _scored_on_test_split(evaluator: Evaluator, candidates: Sequence[Candidate], options: list[_Option],
-                          best_of_mode: dict[Mode, Candidate], chosen: _Option) -> int:
+                          best_of_mode: dict[Mode, Candidate], chosen: _Option,
+                          refinement: Sequence[tuple[str, ...]] = ()) -> int:
     """How many distinct transformations of this run were scored on rows of the test split (the
     report's ``scored_on_test_split``): the reported ones, and under the paper protocol every
-    scored candidate and finalist too.  The screen's gains are also measured there under the
+    scored candidate and finalist, and every transformation the local search scored, too.  The screen's gains are also measured there under the
     paper protocol (the report's ``screen`` says how many single features it looked at)."""
     reported = {(), tuple(chosen.tokens)} | {tuple(c.tokens) for c in best_of_mode.values()}
     if evaluator.protocol == "honest":
         return len(reported)
-    return len(reported | {tuple(c.tokens) for c in candidates} | {tuple(o.tokens) for o in options})
+    return len(reported | {tuple(c.tokens) for c in candidates} | {tuple(o.tokens) for o in options}
+               | set(refinement))
 
 
 def _rounded(value: float | None) -> float | None:

@@ -8,11 +8,11 @@ from featteam.candidates import SCREENED_OUT, Candidate, Mode, check_and_score
 from featteam.data import prepare
 from featteam.evaluation import Evaluator
 from featteam.explore import Explorer
-from featteam.expr import Transformation, split_features
+from featteam.expr import Transformation, render_feature, split_features
 from featteam.expr.vocab import SEP
 from featteam.report import DataSummary, Finalist, RunReport, SelectionResult, summary_text
 from featteam.screen import FeatureScreen
-from featteam.selection import _described, _Option, choose, paired_bootstrap, ranked_by_importance, select
+from featteam.selection import REFINED, _described, _Option, choose, paired_bootstrap, ranked_by_importance, refine, select
 from featteam.transformer import FeatureTransformer
 
 
@@ -142,7 +142,13 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
                   _scored(paper, Mode.TEACHER, ["f2", "f4", "+"])]
     result = select(candidates, dataset, paper, "paper", tmp_path, max_selected_features=4, pool=[("f0", "f1", "/")])
     assert [f.label for f in result.finalists] == ["original", "teacher", "ml", "best:2"]
-    assert result.scored_on_test_split == 4
+    assert result.scored_on_test_split == 4 and result.refinement_scored == 0
+    # The local search's transformations were scored there too, and the report says so.
+    refined = select(candidates, dataset, paper, "paper", tmp_path, max_selected_features=4,
+                     pool=[("f0", "f1", "/")], refine_budget=5)
+    assert 0 < refined.refinement_scored <= 5 and "local search" in refined.estimate_method
+    assert 4 < refined.scored_on_test_split <= 4 + refined.refinement_scored
+    assert refined.score >= result.score  # the search score is the reported one under the paper protocol
 
 
 @pytest.mark.slow  # downstream CV scores: the full suite
@@ -208,6 +214,29 @@ def test_the_margin_decides_whether_a_gain_within_one_standard_error_is_kept():
     assert (choose(alone, paper, margin=1.0) is alone[1]) == (alone[1].scores[0] > alone[0].scores[0])
     worse = options(paper, ["f2", "f3", "/"])
     assert worse[1].scores[0] < worse[0].scores[0] and choose(worse, paper, margin=1.0) is worse[0]
+
+
+@pytest.mark.slow  # downstream CV scores: the full suite
+def test_the_local_search_adds_the_banks_useful_feature_and_drops_a_useless_one_within_its_budget():
+    dataset = prepare(_friedman(300), "target")
+    paper = Evaluator(dataset, "paper", search_trees=30)
+    columns = list(dataset.X.columns)
+    weak = ["f0", "f1", "+", SEP, "f3", "sin"]  # the sum, not the product; a noise column's sine
+    options = [_Option("original", [], [paper.score_original()], []),
+               _Option("ml", weak, [paper.cv_score(weak)], [_described(f, {Mode.ML}, columns)
+                                                            for f in split_features(weak)])]
+    bank = [(f, _described(f, set(), columns)) for f in (["f4", "f3", "*"], ["f0", "f1", "*"], ["f2", "cos"])]
+    found, scored = refine(options, bank, paper, max_features=4, budget=12)
+    assert found is not None and found.label == REFINED and 0 < len(scored) <= 12
+    assert ("f0", "f1", "*") in {tuple(f) for f in split_features(found.tokens)}
+    assert found.scores[0] > options[1].scores[0] and found.scores[0] == paper.cv_score(found.tokens)
+    assert [d.formula for d in found.features] == [render_feature(f, columns) for f in split_features(found.tokens)]
+    again, scored_again = refine(options, bank, paper, max_features=4, budget=12)
+    assert again.tokens == found.tokens and scored_again == scored  # one at a time, in a fixed order
+    assert refine(options, bank, paper, max_features=4, budget=0) == (None, [])
+    # One transformation scored: the first change tried, the start's last feature dropped.
+    _, first = refine(options, bank, paper, max_features=4, budget=1)
+    assert first == [("f0", "f1", "+")]
 
 
 def test_the_finalists_compared_on_the_choice_rows_are_distinct(monkeypatch):
