@@ -7,7 +7,8 @@ screen's own search - in two orders, each cut after 2, 4, 8, 12, ... features an
 a transformation may hold: the screen's greedy order (``bank:k``; each feature the one that
 explains most of what the ones before it leave) and the order of the features' importances in
 one forest fitted on the search rows with the original columns and the bank's features together
-(``forest:k``; OpenFE's second stage), and the original features alone.
+(``forest:k``; OpenFE's second stage), the original features alone, and (``refine_candidates``
+above 0) the best of a local search around the best of them (:func:`refine`, ``refined``).
 All are scored by cross-validation on the search rows.  The best three and the original
 features are then compared on the **choice rows**: under the honest protocol the **validation
 rows** - a share of the training split (``validation_size``) that the screen, the golden set and
