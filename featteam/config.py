@@ -48,9 +48,10 @@ DEFAULT_TEAMING_LAMBDA = 0.3
 #: on 2 cores; ``paper`` runs the literature's search (MOAT: from the top 20 sequences with step
 #: sizes 1..5, beam 5): 150 golden examples, then 100 searched points for the ML decoder, 100
 #: for teaming and 40 student samples, 240 decoded candidates (the screen in front of their
-#: scores); with candidates scored on every row of the test split, a median of about 5 minutes
-#: per table of the suite on one core (higgs's 10,000 rows: about 45), about 95 minutes for its 22
-#: tables two at a time (BENCHMARKS.md, ``paper39``).
+#: scores), and a local search of 64 transformations around the best finalist
+#: (``refine_candidates``); with candidates scored on every row of the test split, a median of
+#: about 6 minutes per table of the suite on one core (higgs's 10,000 rows: about 55), about 110
+#: minutes for its 22 tables two at a time (BENCHMARKS.md, ``paper46``).
 #: Training budgets are counted in epochs and steps, so the same seed and data give the same
 #: result however loaded the machine is.  They were set to what the former wall-clock limits
 #: gave on an idle 2-core machine (quick: 20 s of latent training, about 40 epochs of a

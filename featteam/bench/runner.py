@@ -105,8 +105,8 @@ def _spec(job: Job, config: BenchConfig, manifest: dict[str, Any]) -> dict[str, 
 
 
 #: Each preset's time limit per configuration by default: well above the suite's slowest fit
-#: on a 2-core machine (quick: higgs about 190 s; paper: higgs's 10,000-row split about 2600 s,
-#: BENCHMARKS.md ``paper39``).  A limit is a safety stop; budgets are counted in candidates,
+#: on a 2-core machine (quick: higgs about 190 s; paper: higgs's 10,000-row split 3317 s,
+#: BENCHMARKS.md ``paper46``).  A limit is a safety stop; budgets are counted in candidates,
 #: epochs and steps.
 TIME_LIMITS: dict[str, float] = {"demo": 1200.0, "quick": 1200.0, "default": 3600.0, "paper": 7200.0}
 
