@@ -152,7 +152,7 @@ def test_fit_options_come_from_the_configuration():
 @pytest.mark.parametrize("setting", [
     {"teaming_rule": "mixture"}, {"protocol": "optimistic"}, {"teacher": "gpt"}, {"student_weighting": "score"},
     {"teaming_lambda": 1.5}, {"beam": 0}, {"step_sizes": ()}, {"n_golden": "many"}, {"anonymous": "yes"},
-    {"no_such_setting": 1}, {"choice_margin": -1.0},
+    {"no_such_setting": 1}, {"choice_margin": -1.0}, {"refine_candidates": -1}, {"refine_candidates": 2.5},
 ])
 def test_a_bad_setting_is_refused_before_any_step(tmp_path, small_regression, setting, capsys):
     from featteam.config import FitConfig
