@@ -193,7 +193,7 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
              max_selected_features: int, pool: Sequence[Sequence[str]],
              columns: list[str]) -> tuple[list[_Option], list[tuple[list[str], ChosenFeature]]]:
     """The finalists with their score on the search folds, and the bank's features in the forest's
-    order, then the screen's (what :func:`refine` adds from)."""
+    order, or the screen's where there is none (what :func:`refine` adds from)."""
     modes_of = _modes_of_features(candidates)
     options = [_Option("original", [], [evaluator.score_original()], [])]
     for mode, best in best_of_mode.items():
@@ -226,8 +226,7 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
                                        [described for _, described in ordered[:size]]))
             except InvalidSequence as exc:
                 logger.info("%s prefix of %d features left out: %s", label, size, exc)
-    in_order = list({tuple(feature): (feature, described) for feature, described in by_importance + bank}.values())
-    return options, in_order
+    return options, by_importance or bank  # the forest's order is all of the bank, or nothing
 
 
 def refine(options: Sequence[_Option], bank: Sequence[tuple[list[str], ChosenFeature]], evaluator: Evaluator,
@@ -251,7 +250,7 @@ def refine(options: Sequence[_Option], bank: Sequence[tuple[list[str], ChosenFea
     described.update((tuple(f), d) for f, d in bank)
     additions = list(dict.fromkeys([tuple(f) for f, _ in bank] + list(described)))
     current = [tuple(f) for f in split_features(start.tokens)]
-    best_score, improved = start.scores[0], False
+    best_score = start.scores[0]
     tried = {tuple(start.tokens)}
     scored: list[tuple[str, ...]] = []
     position = unhelpful = 0
@@ -275,12 +274,12 @@ def refine(options: Sequence[_Option], bank: Sequence[tuple[list[str], ChosenFea
             continue
         scored.append(tokens)
         if score > best_score:
-            current, best_score, improved, unhelpful = move, score, True, 0
+            current, best_score, unhelpful = move, score, 0
         else:
             unhelpful += 1
     logger.info("refinement: %d transformations scored, best search score %.4f from %.4f (%s)",
                 len(scored), best_score, start.scores[0], start.label)
-    if not improved:
+    if best_score == start.scores[0]:  # only a higher score replaces the start
         return None, scored
     tokens = join_features([list(f) for f in current])
     return _Option(REFINED, tokens, [best_score], [described[f] for f in current]), scored
