@@ -58,9 +58,9 @@ def replayed(variants: list[str]):
         with resumed(run_dir, "honest") as finished:
             evaluator = finished.evaluator
             own_predictions, own_trees = evaluator.choice_predictions, evaluator.search_trees
-            options = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
-                               finished.config.max_selected_features, finished.pool,
-                               list(finished.dataset.X.columns))
+            options, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
+                                  finished.config.max_selected_features, finished.pool,
+                                  list(finished.dataset.X.columns))
             original = evaluator.final_score(None)
             sampled = len(np.setdiff1d(evaluator.protocol_rows, evaluator.choice_rows)) > len(evaluator.search_rows)
             row: dict = {"run": run_dir.name, "dataset": finished.dataset.name, "search_rows_sampled": sampled}

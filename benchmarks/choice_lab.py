@@ -30,8 +30,8 @@ def finalists(run_dir: Path) -> list[dict]:
 
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
-        options = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
-                           finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
+        options, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
+                              finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
         compared = set(compare_on_choice_rows(options, range(len(options)), evaluator))
         original_test = evaluator.final_score(None)
         rows = []

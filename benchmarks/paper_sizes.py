@@ -31,8 +31,8 @@ def replay(run_dir: Path, sizes: list[int]) -> list[dict]:
         dataset, evaluator = finished.dataset, finished.evaluator
         rows = []
         for size in sizes:
-            options = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator, size,
-                               finished.pool, list(dataset.X.columns))
+            options, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator, size,
+                                  finished.pool, list(dataset.X.columns))
             chosen = choose(options, evaluator, margin=0.0)  # the paper protocol's: the best search score
             rows.append({"run": run_dir.name, "dataset": dataset.name, "max_selected_features": size,
                          "chosen": chosen.label, "n_features": len(chosen.features),
