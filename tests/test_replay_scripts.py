@@ -1,0 +1,68 @@
+"""The analysis scripts that replay the choice on finished runs (benchmarks/choice_lab.py,
+benchmarks/refine_lab.py): they read featteam's selection internals, so a change there must not
+break them unseen."""
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featteam.config import FitConfig
+from featteam.pipeline import Run
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_epochs=30,
+            student_epochs=1, student_samples=4)
+
+
+def _script(name: str):
+    sys.path.insert(0, str(BENCHMARKS))  # the scripts import finished_runs beside them
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(240, 4))
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    frame["y"] = X[:, 0] * X[:, 1] + np.abs(X[:, 2]) + 0.1 * rng.normal(size=240)
+    root = tmp_path_factory.mktemp("replay")
+    frame.to_csv(root / "table.csv", index=False)
+    report = Run(root / "run", root / "table.csv", "y", FitConfig.from_preset("quick", **TINY), n_jobs=1,
+                 progress=False).execute()
+    return root / "run", report
+
+
+@pytest.mark.slow
+def test_the_choice_lab_scores_every_finalist_and_the_refine_lab_gives_back_the_fits_choice(finished_run, tmp_path):
+    run_dir, report = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)  # the scripts resume the run, which appends to its score logs
+
+    _script("choice_lab").main([str(copy), "--out", str(tmp_path / "choice.jsonl")])
+    rows = [json.loads(line) for line in (tmp_path / "choice.jsonl").read_text().splitlines()]
+    assert {row["label"] for row in rows} == {f.label for f in report.result.finalists}
+    chosen = next(row for row in rows if row["label"] == report.result.chosen)
+    assert chosen["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
+
+    _script("refine_lab").main([str(copy), "--budgets", "0", "4", "--out", str(tmp_path / "refine.jsonl")])
+    rows = [json.loads(line) for line in (tmp_path / "refine.jsonl").read_text().splitlines()]
+    assert [row["budget"] for row in rows] == [0, 4]
+    # Budget 0 is the fit as it ran; a budget scores at most that many transformations.
+    assert rows[0]["chosen"] == report.result.chosen and rows[0]["scored"] == 0
+    assert rows[0]["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
+    assert 0 < rows[1]["scored"] <= 4
+    # Resumed: a run already in the output is not replayed again.
+    _script("refine_lab").main([str(copy), "--out", str(tmp_path / "refine.jsonl")])
+    assert len((tmp_path / "refine.jsonl").read_text().splitlines()) == 2
