@@ -86,13 +86,6 @@ DEFAULT_METRIC: dict[str, str] = {"classification": "f1_weighted", "regression":
 #: and gigabytes per reported score; with this bound, 1.2 s and 97,000 nodes (7 MiB).  Every table
 #: of the suite has fewer training rows (higgs: 40,000), so their scores are the literature's forest.
 DEFAULT_MAX_TREE_ROWS = 50_000
-#: Most validation rows the output is chosen on (a stratified sample of the held-out rows): a
-#: gain's standard error on 20,000 rows is already a fraction of a percent, and its bootstrap
-#: stays cheap on a million-row table.
-MAX_CHOICE_ROWS = 20_000
-#: New partitions of the choice rows into folds, each row predicted out of fold once per partition
-#: (where the choice is made out of fold: :meth:`Evaluator.choice_predictions`).
-CHOICE_REPEATS = 2
 
 
 def make_model(task: Task, model: str | BaseEstimator = "rf", random_state: int = 0,
@@ -191,10 +184,9 @@ class Evaluator:
         every training row still reaches the model.  0: no bound (the literature's forest).
     validation_size : float
         Honest protocol: the share of the training split held out of the search (a stratified
-        sample, drawn with ``split_seed``; at most :data:`MAX_CHOICE_ROWS` of them): the screen,
-        the golden set, the decoders and their scores never see these rows; the output is chosen
-        on them (:meth:`choice_predictions`; where the search scored a sample of the rest, by a
-        forest fitted on all of the rest).  0, or too small a table for
+        sample, drawn with ``split_seed``; at most ``max_search_rows`` of them): the screen, the
+        golden set, the decoders and their scores never see these rows; the output is chosen on
+        them (:meth:`choice_predictions`).  0, or too small a table for
         :data:`MIN_VALIDATION_ROWS`: no validation rows.  The paper protocol has none.
     engine : Engine, optional
         Where candidates are scored (:mod:`featteam.engine`): by default ``n_jobs`` processes
@@ -246,17 +238,13 @@ class Evaluator:
             raise FeatteamError(f"validation_size must be in [0, 1), not {validation_size}")
         self.validation_size = validation_size if protocol == "honest" else 0.0
         search_pool, validation = self._hold_out(self.protocol_rows, self.validation_size)
-        #: rows of the training split no search step sees (at most :data:`MAX_CHOICE_ROWS`); the
-        #: output is chosen on them (choice_rows; honest only)
-        self.validation_rows = self._sample_rows(validation, MAX_CHOICE_ROWS)
+        #: rows of the training split no search step sees; the output is chosen on them (choice_rows;
+        #: honest only)
+        self.validation_rows = self._sample_rows(validation, max_search_rows)
         self.search_rows = self._sample_rows(search_pool, max_search_rows)
         #: the rows the output is chosen on (:meth:`choice_predictions`): the validation rows, which no
         #: search step saw; without them, the search rows
         self.choice_rows = self.validation_rows if len(self.validation_rows) else self.search_rows
-        #: where the search scored a sample of a larger training split: every training row outside the
-        #: validation rows, which the choice's forest is fitted on (the deployed model's scale); else None
-        self.choice_fit_rows = (search_pool if len(self.validation_rows) and len(self.search_rows) < len(search_pool)
-                                else None)
         self.folds = self._make_folds(self.search_rows)
         self.cache: dict[tuple[str, ...], Scored] = {}
         #: honest protocol: each reported transformation's predictions of the test rows (the
@@ -469,45 +457,22 @@ class Evaluator:
             self._check_unlimited(tokens)
         return self._cv_score(tokens)
 
-    @property
-    def choice_repeats(self) -> int:
-        """How many predictions of the choice rows :meth:`choice_predictions` makes per
-        transformation (``repeat`` 1 to this): one at the deployed model's scale, else
-        :data:`CHOICE_REPEATS` partitions into folds."""
-        return 1 if self.choice_fit_rows is not None else CHOICE_REPEATS
-
     def choice_predictions(self, tokens: Sequence[str] | None, repeat: int) -> np.ndarray:
-        """Predictions for every choice row (:attr:`choice_rows`, in their order), each by the
-        search's forest fitted, with the transformation, on rows that do not hold it.
+        """Out-of-fold predictions for every choice row (:attr:`choice_rows`, in their order).
 
-        - Where the search scored a sample of a larger training split (:attr:`choice_fit_rows`):
-          one forest fitted on every training row outside the validation rows, as the deployed
-          model is fitted on every training row.  A feature that helps a forest of a few thousand
-          rows can add nothing to one of tens of thousands, which learns the interaction from the
-          data itself (uci_credit_card: +0.009 on 2000 validation rows at the search's scale,
-          -0.0015 on the test split; BENCHMARKS.md).
-        - Otherwise, out of fold: the choice rows are partitioned into folds with seed
-          ``split_seed + repeat`` (``repeat`` >= 1: never the search's partition), and each fold
-          is predicted by the forest fitted on the other folds and - where the choice rows are
-          the validation rows - on the search rows too.
-
-        Every transformation predicted with the same ``repeat`` is fitted on the same rows, so
-        predictions pair up row by row.
+        The choice rows are partitioned into folds with seed ``split_seed + repeat`` (``repeat``
+        >= 1: never the search's partition).  Each fold is predicted by the search's forest
+        fitted, with the transformation, on the other folds and - where the choice rows are the
+        validation rows - on the search rows too: every choice row is predicted by a model that
+        never saw it.  Every transformation predicted with the same ``repeat`` is fitted on the
+        same rows, so predictions pair up row by row.
 
         Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
-        if not 1 <= repeat <= self.choice_repeats:
-            raise FeatteamError(f"the choice's predictions are repeats 1 to {self.choice_repeats} "
-                                f"(repeat 0 is the search's partition), not {repeat}")
+        if repeat < 1:
+            raise FeatteamError("the choice's partitions are repeats 1, 2, ...: repeat 0 is the search's")
         if tokens:
             self._check_unlimited(tokens)
         choice = self.choice_rows
-        if self.choice_fit_rows is not None:
-            rows = np.concatenate([self.choice_fit_rows, choice])
-            n_fit = len(self.choice_fit_rows)
-            features = self._features(tokens, rows, np.arange(n_fit))
-            [(_, predictions)] = self._out_of_fold(lambda fit, held: features, rows,
-                                                   [(np.arange(n_fit), np.arange(n_fit, len(rows)))])
-            return predictions
         context = self.search_rows if len(self.validation_rows) else self.search_rows[:0]
         rows, n_context = np.concatenate([context, choice]), len(context)
         folds = [(np.concatenate([np.arange(n_context), n_context + fit]), n_context + held)
@@ -633,7 +598,7 @@ class Evaluator:
         rows = self.search_rows
         state.update(X=self.X[rows], y=self.y[rows], search_rows=np.arange(len(rows)), dataset=None,
                      train_rows=None, test_rows=None, protocol_rows=None, validation_rows=None, choice_rows=None,
-                     choice_fit_rows=None, cache={}, _test_predictions={}, screen=None, engine=None, cache_path=None)
+                     cache={}, _test_predictions={}, screen=None, engine=None, cache_path=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

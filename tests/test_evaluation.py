@@ -102,34 +102,6 @@ def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_
     assert len(Evaluator(dataset, "honest", validation_size=0.02).validation_rows) == 0
 
 
-def test_a_search_on_a_sample_chooses_at_the_deployed_models_scale(small_regression):
-    dataset = prepare(small_regression, "target")
-    evaluator = Evaluator(dataset, "honest", validation_size=0.25, max_search_rows=60, search_trees=20)
-    fit, validation = evaluator.choice_fit_rows, evaluator.validation_rows
-    # Every training row outside the validation rows, the search's sample among them.
-    assert len(evaluator.search_rows) == 60 and len(fit) == 120 and set(evaluator.search_rows) < set(fit)
-    assert not set(fit) & set(validation) and set(fit) | set(validation) == set(evaluator.train_rows)
-    assert evaluator.choice_repeats == 1 and list(evaluator.choice_rows) == list(validation)
-    tokens = ["f0", "f1", "*"]
-    predicted = evaluator.choice_predictions(tokens, 1)
-    # The search's forest (20 trees), fitted with the product on those rows, predicts the validation rows.
-    X = dataset.X.to_numpy(dtype=float)
-    X = np.column_stack([X, X[:, 0] * X[:, 1]])
-    by_hand = RandomForestRegressor(n_estimators=20, random_state=0).fit(X[fit], dataset.y[fit]).predict(X[validation])
-    np.testing.assert_allclose(predicted, by_hand)
-    # The same for any n_jobs; a validation row's own target never reaches the model.
-    moved = dataset.y.copy()
-    moved[validation[3]] += 1000.0
-    dataset.y = moved
-    parallel = Evaluator(dataset, "honest", validation_size=0.25, max_search_rows=60, search_trees=20, n_jobs=2)
-    np.testing.assert_array_equal(parallel.choice_predictions(tokens, 1), predicted)
-    with pytest.raises(FeatteamError, match="repeats 1 to 1"):
-        evaluator.choice_predictions(tokens, 2)
-    # A search on every row outside the validation rows chooses out of fold, as before.
-    whole = Evaluator(dataset, "honest", validation_size=0.25, max_search_rows=120)
-    assert whole.choice_fit_rows is None and whole.choice_repeats == 2
-
-
 def test_honest_protocol_codes_text_categories_on_the_training_split_only():
     """A category that only test rows hold is unknown to everything fitted (a missing value, as in
     new rows after deployment); the paper protocol, which searches the test split, knows it."""
