@@ -1,6 +1,6 @@
 """The analysis scripts that replay the choice on finished runs (benchmarks/choice_lab.py,
-benchmarks/refine_lab.py): they read featteam's selection internals, so a change there must not
-break them unseen."""
+refine_lab.py, choice_brier.py): they read featteam's selection internals, so a change there must
+not break them unseen."""
 
 import importlib.util
 import json
@@ -36,7 +36,8 @@ def finished_run(tmp_path_factory):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(240, 4))
     frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
-    frame["y"] = X[:, 0] * X[:, 1] + np.abs(X[:, 2]) + 0.1 * rng.normal(size=240)
+    signal = X[:, 0] * X[:, 1] + np.abs(X[:, 2]) + 0.3 * rng.normal(size=240)
+    frame["y"] = np.where(signal > np.median(signal), "yes", "no")  # a classification: choice_brier reads it
     root = tmp_path_factory.mktemp("replay")
     frame.to_csv(root / "table.csv", index=False)
     report = Run(root / "run", root / "table.csv", "y", FitConfig.from_preset("quick", **TINY), n_jobs=1,
@@ -45,7 +46,7 @@ def finished_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_the_choice_lab_scores_every_finalist_and_the_refine_lab_gives_back_the_fits_choice(finished_run, tmp_path):
+def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
     run_dir, report = finished_run
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)  # the scripts resume the run, which appends to its score logs
@@ -66,3 +67,12 @@ def test_the_choice_lab_scores_every_finalist_and_the_refine_lab_gives_back_the_
     # Resumed: a run already in the output is not replayed again.
     _script("refine_lab").main([str(copy), "--out", str(tmp_path / "refine.jsonl")])
     assert len((tmp_path / "refine.jsonl").read_text().splitlines()) == 2
+
+    _script("choice_brier").main([str(copy), "--out", str(tmp_path / "brier.jsonl")])
+    rows = [json.loads(line) for line in (tmp_path / "brier.jsonl").read_text().splitlines()]
+    compared = {f.label for f in report.result.finalists if f.gain is not None}
+    assert {row["label"] for row in rows} == compared
+    assert [row["label"] for row in rows if row["chosen_now"]] == [report.result.chosen]
+    assert sum(row["chosen_brier"] for row in rows) == 1
+    # Its copy of the choice's predictions gives the choice's classes, row for row.
+    assert all(row["class_agreement"] == 1.0 for row in rows)
