@@ -178,3 +178,36 @@ def test_a_fit_on_the_cluster_gives_the_local_result(cluster, tmp_path):
     for name in ("transformation.json", "golden.jsonl", "candidates.jsonl"):
         assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes(), name
     assert there.result.score == here.result.score
+
+
+@pytest.mark.slow  # starts a cluster and runs a small bench twice
+def test_bench_sends_featteams_scoring_to_the_cluster_with_the_local_result(cluster, tmp_path):
+    import json
+
+    from featteam.bench.runner import BenchConfig, run_bench
+    from featteam.report import RunReport
+
+    address, _ = cluster
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    _table(rows=200).rename(columns={"y": "label"}).to_csv(suite / "tiny.csv", index=False)
+    (suite / "MANIFEST.json").write_text(json.dumps({"datasets": {"tiny": {
+        "file": "tiny.csv", "task": "regression", "target": "label", "metric": "one_minus_rae"}}}))
+    tiny = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=[1.0, 4.0], beam=2, latent_epochs=20,
+                student_epochs=1, student_samples=4)
+    results = {}
+    for where, scheduler in (("here", None), ("there", address)):
+        config = BenchConfig(out=tmp_path / where, data_dir=suite, methods=["featteam"], time_limit=600,
+                             featteam_settings=tiny, scheduler=scheduler)
+        results[where] = {row["method"]: row for row in run_bench(config, progress=False)}
+    here, there = results["here"]["featteam"], results["there"]["featteam"]
+    assert there["status"] == here["status"] == "ok"
+    assert (there["score"], there["formulas"]) == (here["score"], here["formulas"])
+    report = RunReport.load(tmp_path / "there" / "runs" / "tiny__honest__featteam__s0" / "report.json")
+    assert report.engine.startswith(f"Dask cluster at {address}")
+    # Where a configuration ran does not make it another: a finished local one is not run again.
+    again = BenchConfig(out=tmp_path / "here", data_dir=suite, methods=["featteam"], time_limit=600,
+                        featteam_settings=tiny, scheduler=address)
+    stored = (tmp_path / "here" / "configs" / "tiny__honest__featteam__s0.json").stat().st_mtime_ns
+    assert run_bench(again, progress=False)[0]["score"] == here["score"]
+    assert (tmp_path / "here" / "configs" / "tiny__honest__featteam__s0.json").stat().st_mtime_ns == stored

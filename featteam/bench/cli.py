@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import PRESETS
+from ..engine import SCHEDULER_ENV
 from .methods import METHODS, QUICK_DATASETS
 from .runner import TIME_LIMITS
 
@@ -49,6 +50,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--peer-python",
                    help="interpreter with the bench extra for OpenFE and autofeat (default: FEATTEAM_PEER_PYTHON "
                         "or this one)")
+    p.add_argument("--scheduler", default=os.environ.get(SCHEDULER_ENV) or None, metavar="tcp://HOST:PORT",
+                   help=f"featteam's configurations score and screen candidates on this Dask cluster (default: "
+                        f"{SCHEDULER_ENV}); the same results, but their fit times are the cluster's, not comparable "
+                        "with the peers', which run on this machine")
     p.add_argument("--rerun-failed", action="store_true", help="run again configurations that failed or timed out")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: rebuild the results and the report from the configurations already finished")
@@ -81,6 +86,8 @@ def _header(args: argparse.Namespace, seconds: float) -> str:
             + ("report rebuilt from the finished configurations (each ran as stored in configs/)  \n"
                if args.report_only else
                f"{args.jobs} configuration(s) at a time; wall time of this invocation {seconds / 60:.1f} min  \n") +
+            (f"featteam's candidates scored on the Dask cluster at {args.scheduler} (its fit times are the "
+             "cluster's, not comparable with the peers')  \n" if args.scheduler and not args.report_only else "") +
             f"featteam side: {ours}  \nPeers' interpreter: {_peer_versions(peer_python)}\n\n")
 
 
@@ -93,7 +100,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                          methods=args.methods, seeds=args.seeds, protocols=args.protocols, preset=args.preset,
                          max_search_rows=args.max_search_rows, split_seed=args.split_seed,
                          time_limit=args.time_limit, jobs=args.jobs,
-                         threads=args.threads, peer_python=args.peer_python, rerun_failed=args.rerun_failed)
+                         threads=args.threads, peer_python=args.peer_python, rerun_failed=args.rerun_failed,
+                         scheduler=args.scheduler)
     start = time.perf_counter()
     if args.report_only:
         rows = load_rows(config, load_manifest(config.data_dir))

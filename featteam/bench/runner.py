@@ -50,6 +50,9 @@ class BenchConfig:
     peer_python: str | None = None
     rerun_failed: bool = False
     featteam_settings: dict[str, Any] = field(default_factory=dict)  # FitConfig overrides on top of the preset
+    #: a Dask scheduler's address: featteam's configurations score and screen candidates on its
+    #: workers (the same results; the peers run on this machine)
+    scheduler: str | None = None
 
 
 @dataclass
@@ -96,6 +99,8 @@ def _spec(job: Job, config: BenchConfig, manifest: dict[str, Any]) -> dict[str, 
             "target": entry.get("target", "label"), "protocol": job.protocol, "group": job.group,
             "seed": job.seed, "preset": config.preset, "max_search_rows": search_rows(config),
             "settings": config.featteam_settings, "n_jobs": _threads(config), "run_dir": str((Path(config.out) / "runs" / job.name).resolve())}
+    if config.scheduler and job.group == "featteam":
+        spec["scheduler"] = config.scheduler
     if config.split_seed:
         # Named only when it is not the literature's split, so a benchmark stored before the option
         # existed still resumes (its stored configurations are compared with these).
@@ -126,8 +131,8 @@ def search_rows(config: BenchConfig) -> int:
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """The same configuration: where it runs and with how many threads does not change results."""
-    ignore = ("run_dir", "n_jobs")
+    """The same configuration: where it runs (its folder, its threads, a cluster) does not change results."""
+    ignore = ("run_dir", "n_jobs", "scheduler")
     return {k: v for k, v in old.items() if k not in ignore} == {k: v for k, v in new.items() if k not in ignore}
 
 

@@ -127,7 +127,7 @@ def run_featteam(spec: dict[str, Any]) -> list[dict[str, Any]]:
     # The configuration's own response cache: its fit time is a first fit's, whatever this machine
     # ran before (the shared cache made it depend on that), and a resumed configuration reuses it.
     run = Run(spec["run_dir"], spec["data"], spec["target"], config, n_jobs=spec["n_jobs"], progress=False,
-              response_cache=Path(spec["run_dir"]) / CACHE_FILE)
+              response_cache=Path(spec["run_dir"]) / CACHE_FILE, scheduler=spec.get("scheduler"))
     report = run.execute()
     result = report.result
     rows = []
