@@ -211,3 +211,20 @@ def test_bench_sends_featteams_scoring_to_the_cluster_with_the_local_result(clus
     stored = (tmp_path / "here" / "configs" / "tiny__honest__featteam__s0.json").stat().st_mtime_ns
     assert run_bench(again, progress=False)[0]["score"] == here["score"]
     assert (tmp_path / "here" / "configs" / "tiny__honest__featteam__s0.json").stat().st_mtime_ns == stored
+
+
+@pytest.mark.slow  # waits for the connection's timeout
+def test_a_bench_with_an_unreachable_scheduler_stops_before_any_configuration(tmp_path):
+    import json
+
+    from featteam.bench.runner import BenchConfig, run_bench
+
+    (tmp_path / "suite").mkdir()
+    _table(rows=100).rename(columns={"y": "label"}).to_csv(tmp_path / "suite" / "tiny.csv", index=False)
+    (tmp_path / "suite" / "MANIFEST.json").write_text(json.dumps({"datasets": {"tiny": {
+        "file": "tiny.csv", "task": "regression", "target": "label", "metric": "one_minus_rae"}}}))
+    config = BenchConfig(out=tmp_path / "out", data_dir=tmp_path / "suite", methods=["original", "featteam"],
+                         scheduler=f"tcp://127.0.0.1:{_free_port()}")
+    with pytest.raises(FeatteamError, match="cannot reach the Dask scheduler"):
+        run_bench(config, progress=False)
+    assert not list((tmp_path / "out" / "configs").glob("*.json"))  # nothing ran, nothing recorded as failed

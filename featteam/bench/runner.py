@@ -174,6 +174,11 @@ def run_bench(config: BenchConfig, progress: bool = True) -> list[dict[str, Any]
                 continue
         todo.append(job)
     logger.info("%d configurations planned, %d to run", len(jobs), len(todo))
+    if config.scheduler and any(job.group == "featteam" for job in todo):
+        from ..engine import make_engine
+
+        # An unreachable cluster is one clear error now, not a failed configuration per table.
+        make_engine(1, config.scheduler).close()
     env = dict(os.environ)
     threads = str(_threads(config))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
