@@ -78,19 +78,18 @@ def replay(run_dir: Path, margin: float) -> list[dict]:
                                   == evaluator.choice_predictions(None, 1)))
         resamples = bootstrap_resamples(len(y), evaluator.split_seed)
         original = evaluator.final_score(None)
-        rows = []
-        brier: dict[int, tuple[float, float]] = {}
-        for i in compared:
-            if i:
-                brier[i] = paired_bootstrap(positions, probabilities[i], probabilities[0], negative_brier, resamples)
         contenders = [i for i in compared if i]
+        brier = {i: paired_bootstrap(positions, probabilities[i], probabilities[0], negative_brier, resamples)
+                 for i in contenders}
+        brier[0] = (0.0, 0.0)  # the original features against themselves
         best = min(contenders, key=lambda i: (-brier[i][0], len(options[i].features), i)) if contenders else 0
         keep = best if best and brier[best][0] > margin * brier[best][1] else 0
+        rows = []
         for i in compared:
             option = options[i]
             rows.append({"run": run_dir.name, "dataset": dataset.name, "label": option.label,
                          "f1_gain": option.gain, "f1_se": option.standard_error,
-                         "brier_gain": brier.get(i, (0.0, 0.0))[0], "brier_se": brier.get(i, (0.0, 0.0))[1],
+                         "brier_gain": brier[i][0], "brier_se": brier[i][1],
                          "test_gain": (evaluator.final_score(option.tokens) - original) if option.tokens else 0.0,
                          "chosen_now": option is chosen_now, "chosen_brier": i == keep,
                          "class_agreement": agreement, "choice_rows": len(y)})

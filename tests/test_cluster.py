@@ -2,6 +2,7 @@
 127.0.0.1 (bounded in time, shut down by the tests), a fit through them against the local fit,
 and a worker killed mid-run."""
 
+import json
 import os
 import signal
 import socket
@@ -86,6 +87,16 @@ def _table(rows: int = 240, seed: int = 0) -> pd.DataFrame:
     frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     frame["y"] = X[:, 0] * X[:, 1] + np.abs(X[:, 2]) + 0.1 * rng.normal(size=rows)
     return frame
+
+
+def _suite(folder, rows: int):
+    """A one-table suite laid out like ../shared/datasets (``_table`` as "tiny", a regression)."""
+    suite = folder / "suite"
+    suite.mkdir()
+    _table(rows=rows).rename(columns={"y": "label"}).to_csv(suite / "tiny.csv", index=False)
+    (suite / "MANIFEST.json").write_text(json.dumps({"datasets": {"tiny": {
+        "file": "tiny.csv", "task": "regression", "target": "label", "metric": "one_minus_rae"}}}))
+    return suite
 
 
 def _sequences(n: int) -> list[list[str]]:
@@ -182,17 +193,11 @@ def test_a_fit_on_the_cluster_gives_the_local_result(cluster, tmp_path):
 
 @pytest.mark.slow  # starts a cluster and runs a small bench twice
 def test_bench_sends_featteams_scoring_to_the_cluster_with_the_local_result(cluster, tmp_path):
-    import json
-
     from featteam.bench.runner import BenchConfig, run_bench
     from featteam.report import RunReport
 
     address, _ = cluster
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    _table(rows=200).rename(columns={"y": "label"}).to_csv(suite / "tiny.csv", index=False)
-    (suite / "MANIFEST.json").write_text(json.dumps({"datasets": {"tiny": {
-        "file": "tiny.csv", "task": "regression", "target": "label", "metric": "one_minus_rae"}}}))
+    suite = _suite(tmp_path, rows=200)
     tiny = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=[1.0, 4.0], beam=2, latent_epochs=20,
                 student_epochs=1, student_samples=4)
     results = {}
@@ -215,15 +220,9 @@ def test_bench_sends_featteams_scoring_to_the_cluster_with_the_local_result(clus
 
 @pytest.mark.slow  # waits for the connection's timeout
 def test_a_bench_with_an_unreachable_scheduler_stops_before_any_configuration(tmp_path):
-    import json
-
     from featteam.bench.runner import BenchConfig, run_bench
 
-    (tmp_path / "suite").mkdir()
-    _table(rows=100).rename(columns={"y": "label"}).to_csv(tmp_path / "suite" / "tiny.csv", index=False)
-    (tmp_path / "suite" / "MANIFEST.json").write_text(json.dumps({"datasets": {"tiny": {
-        "file": "tiny.csv", "task": "regression", "target": "label", "metric": "one_minus_rae"}}}))
-    config = BenchConfig(out=tmp_path / "out", data_dir=tmp_path / "suite", methods=["original", "featteam"],
+    config = BenchConfig(out=tmp_path / "out", data_dir=_suite(tmp_path, rows=100), methods=["original", "featteam"],
                          scheduler=f"tcp://127.0.0.1:{_free_port()}")
     with pytest.raises(FeatteamError, match="cannot reach the Dask scheduler"):
         run_bench(config, progress=False)
