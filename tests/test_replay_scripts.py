@@ -1,5 +1,5 @@
 """The analysis scripts that replay the choice on finished runs (benchmarks/choice_lab.py,
-refine_lab.py, choice_brier.py): they read featteam's selection internals, so a change there must
+refine_lab.py, choice_brier.py, rescore_lab.py, choice_rows_lab.py): they read featteam's selection internals, so a change there must
 not break them unseen."""
 
 import importlib.util
@@ -76,3 +76,18 @@ def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
     assert sum(row["chosen_brier"] for row in rows) == 1
     # Its copy of the choice's predictions gives the choice's classes, row for row.
     assert all(row["class_agreement"] == 1.0 for row in rows)
+
+    _script("rescore_lab").main([str(copy), "--partitions", "1", "2", "--out", str(tmp_path / "rescore.jsonl")])
+    rows = [json.loads(line) for line in (tmp_path / "rescore.jsonl").read_text().splitlines()]
+    assert [row["partitions"] for row in rows] == [1, 2]
+    # One partition is the fit's own ranking: its choice and gain.
+    assert rows[0]["chosen"] == report.result.chosen
+    assert rows[0]["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
+
+    _script("choice_rows_lab").main([str(copy), "--out", str(tmp_path / "rows.jsonl")])
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    # A table this small compares every validation row already: both ways are the fit's choice.
+    assert [row["rows"] for row in rows] == ["sample", "every"]
+    assert rows[0]["choice_rows"] == rows[1]["choice_rows"]
+    assert all(row["chosen"] == report.result.chosen for row in rows)
+    assert all(row["test_gain"] == pytest.approx(report.result.gain, abs=1e-12) for row in rows)
