@@ -15,13 +15,12 @@ Run it on a copy of the run directories: resuming appends to their score logs.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 import time
 from pathlib import Path
 
-from finished_runs import replay_into, resumed
+from finished_runs import gain_on_test_split, replay_arguments, replay_into, resumed
 
 
 def replay(run_dir: Path, margin: float) -> list[dict]:
@@ -43,16 +42,13 @@ def replay(run_dir: Path, margin: float) -> list[dict]:
                         if o.gain is not None}
             rows.append({"run": run_dir.name, "dataset": dataset.name, "rows": label,
                          "choice_rows": len(choice_rows), "chosen": chosen.label, "compared": compared,
-                         "test_gain": (evaluator.final_score(chosen.tokens) - original) if chosen.tokens else 0.0,
+                         "test_gain": gain_on_test_split(evaluator, chosen.tokens, original),
                          "seconds": round(time.perf_counter() - started, 2)})
     return rows
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--margin", type=float, default=1.5, help="the choice's margin (default: the fit's, 1.5)")
-    parser.add_argument("--out", type=Path, required=True)
+    parser = replay_arguments(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
     for run_dir, rows in replay_into(args.out, args.runs, lambda run_dir: replay(run_dir, args.margin)):
         print(run_dir.name, *(f"{r['rows']} ({r['choice_rows']}): {r['chosen']} {r['test_gain']:+.4f} "

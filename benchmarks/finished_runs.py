@@ -1,9 +1,11 @@
 """Finished runs resumed for analysis: the part the replay scripts (``choice_lab.py``,
-``paper_sizes.py``) share.  Nothing is searched again: a run whose steps are not all done
-with this featteam is refused."""
+``paper_sizes.py``, ``refine_lab.py``, ``rescore_lab.py``, ``choice_rows_lab.py``, ...) share.
+Nothing is searched again: a run whose steps are not all done with this featteam is refused."""
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,3 +66,30 @@ def replay_into(out: Path, runs: Sequence[Path],
         with out.open("a") as handle:
             handle.writelines(json.dumps(row) + "\n" for row in rows)
         yield run_dir, rows
+
+
+def replay_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments every choice replay takes: run directories, the choice's margin, the output."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--margin", type=float, default=1.5, help="the choice's margin (default: the fit's, 1.5)")
+    parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def gain_on_test_split(evaluator: Any, tokens: Sequence[str], original: float) -> float:
+    """A replayed choice's gain on the test split, scored as a fit scores its own (0 when nothing is added)."""
+    return (evaluator.final_score(tokens) - original) if tokens else 0.0
+
+
+def remembered(method: Callable) -> Callable:
+    """``method`` (of one evaluator) with its results kept by its arguments (token sequences as tuples)."""
+    memory: dict = {}
+
+    @functools.wraps(method)
+    def remembering(tokens, *args):
+        key = (tuple(tokens or ()), *args)
+        if key not in memory:
+            memory[key] = method(tokens, *args)
+        return memory[key]
+    return remembering

@@ -19,27 +19,12 @@ Run it on a copy of the run directories: resuming appends to their score logs.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import functools
 import sys
 import time
 from pathlib import Path
 
-from finished_runs import replay_into, resumed
-
-
-def _remembered(method):
-    """``method`` (of one evaluator) with its results kept by its arguments (token sequences as tuples)."""
-    memory: dict = {}
-
-    @functools.wraps(method)
-    def remembered(tokens, *args):
-        key = (tuple(tokens or ()), *args)
-        if key not in memory:
-            memory[key] = method(tokens, *args)
-        return memory[key]
-    return remembered
+from finished_runs import gain_on_test_split, remembered, replay_arguments, replay_into, resumed
 
 
 def replay(run_dir: Path, budgets: list[int], margin: float) -> list[dict]:
@@ -48,7 +33,7 @@ def replay(run_dir: Path, budgets: list[int], margin: float) -> list[dict]:
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
         for name in ("cv_score", "choice_predictions", "final_score"):
-            setattr(evaluator, name, _remembered(getattr(evaluator, name)))
+            setattr(evaluator, name, remembered(getattr(evaluator, name)))
         original = evaluator.final_score(None)
         finalists, bank = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
                                    finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
@@ -66,17 +51,14 @@ def replay(run_dir: Path, budgets: list[int], margin: float) -> list[dict]:
                          "refined_gain": None if refined is None else refined.gain,
                          "refined_se": None if refined is None else refined.standard_error,
                          "chosen": chosen.label, "n_features": len(chosen.features),
-                         "test_gain": (evaluator.final_score(chosen.tokens) - original) if chosen.tokens else 0.0,
+                         "test_gain": gain_on_test_split(evaluator, chosen.tokens, original),
                          "seconds": round(seconds, 2)})
     return rows
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser = replay_arguments(__doc__.splitlines()[0])
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 16, 32, 64])
-    parser.add_argument("--margin", type=float, default=1.5, help="the choice's margin (default: the fit's, 1.5)")
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     for run_dir, rows in replay_into(args.out, args.runs, lambda run_dir: replay(run_dir, args.budgets, args.margin)):
         print(run_dir.name, *(f"{r['budget']}: {r['chosen']} {r['test_gain']:+.4f} ({r['seconds']} s)" for r in rows),

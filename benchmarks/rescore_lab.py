@@ -18,15 +18,13 @@ Run it on a copy of the run directories: resuming appends to their score logs.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from finished_runs import replay_into, resumed
-from refine_lab import _remembered
+from finished_runs import gain_on_test_split, remembered, replay_arguments, replay_into, resumed
 
 #: The new partitions' seeds start here (beyond ``split_seed``; the choice's are ``split_seed + 1, 2``).
 PARTITION_SEED = 100
@@ -39,7 +37,7 @@ def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
         for name in ("choice_predictions", "final_score"):
-            setattr(evaluator, name, _remembered(getattr(evaluator, name)))
+            setattr(evaluator, name, remembered(getattr(evaluator, name)))
         original = evaluator.final_score(None)
         finalists, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
                                 finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
@@ -64,17 +62,14 @@ def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
                          "search_gain": chosen.scores[0] - options[0].scores[0],
                          "gain": chosen.gain, "se": chosen.standard_error,
                          "compared": [o.label for o in options if o.gain is not None],
-                         "test_gain": (evaluator.final_score(chosen.tokens) - original) if chosen.tokens else 0.0,
+                         "test_gain": gain_on_test_split(evaluator, chosen.tokens, original),
                          "seconds": round(time.perf_counter() - started, 2)})
     return rows
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser = replay_arguments(__doc__.splitlines()[0])
     parser.add_argument("--partitions", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--margin", type=float, default=1.5, help="the choice's margin (default: the fit's, 1.5)")
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if min(args.partitions) < 1:
         parser.error("--partitions: at least 1 (the search's own partition)")
