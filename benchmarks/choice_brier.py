@@ -17,13 +17,12 @@ are skipped (their metric is already continuous).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from finished_runs import replay_into, resumed
+from finished_runs import gain_on_test_split, replay_arguments, replay_into, resumed
 
 
 def _probabilities(evaluator, tokens, repeat: int, classes: np.ndarray) -> np.ndarray:
@@ -90,17 +89,14 @@ def replay(run_dir: Path, margin: float) -> list[dict]:
             rows.append({"run": run_dir.name, "dataset": dataset.name, "label": option.label,
                          "f1_gain": option.gain, "f1_se": option.standard_error,
                          "brier_gain": brier[i][0], "brier_se": brier[i][1],
-                         "test_gain": (evaluator.final_score(option.tokens) - original) if option.tokens else 0.0,
+                         "test_gain": gain_on_test_split(evaluator, option.tokens, original),
                          "chosen_now": option is chosen_now, "chosen_brier": i == keep,
                          "class_agreement": agreement, "choice_rows": len(y)})
     return rows
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--margin", type=float, default=1.5)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = replay_arguments(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
     for run_dir, rows in replay_into(args.out, args.runs, lambda run_dir: replay(run_dir, args.margin)):
         now = next((r for r in rows if r.get("chosen_now")), None)

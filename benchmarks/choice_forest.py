@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finished_runs import replay_into, resumed
+from finished_runs import gain_on_test_split, replay_into, resumed
 
 
 def _predictions_fitted_on_all_rows(evaluator, tokens, repeat: int) -> np.ndarray:
@@ -79,7 +79,7 @@ def replayed(variants: list[str]):
                 seconds = time.perf_counter() - started
                 row[variant] = {"chosen": chosen.label, "gain": chosen.gain, "standard_error": chosen.standard_error,
                                 "seconds": round(seconds, 1),
-                                "test_gain": evaluator.final_score(chosen.tokens) - original if chosen.tokens else 0.0}
+                                "test_gain": gain_on_test_split(evaluator, chosen.tokens, original)}
             evaluator.search_trees, evaluator.choice_predictions = own_trees, own_predictions
         return [row]
 

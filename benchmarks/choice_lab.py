@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from finished_runs import replay_into, resumed
+from finished_runs import gain_on_test_split, replay_into, resumed
 
 
 def finalists(run_dir: Path) -> list[dict]:
@@ -42,7 +42,7 @@ def finalists(run_dir: Path) -> list[dict]:
                    "choice_rows": len(evaluator.choice_rows)}
             if i in compared:
                 row["gain"], row["se"] = option.gain, option.standard_error
-                row["test_gain"] = (evaluator.final_score(option.tokens) - original_test) if option.tokens else 0.0
+                row["test_gain"] = gain_on_test_split(evaluator, option.tokens, original_test)
             else:
                 row["error"] = "its columns cannot be computed on a fold of the choice rows"
             rows.append(row)
