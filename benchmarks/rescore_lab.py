@@ -9,9 +9,13 @@ This script ranks the finalists by the mean over that partition and ``--partitio
 ones (seeds ``split_seed + 100 + k``: never the choice's own partitions), then applies the
 fit's rule unchanged (the best three on the validation rows, ``--margin`` standard errors) and
 scores the chosen transformation on the test split.  ``partitions`` 1 is the fit as it ran and
-gives back its recorded score.
+gives back its recorded score.  ``--choice-repeats N`` compares the best three on the validation
+rows with N new partitions of them into folds instead of the fit's
+:data:`~featteam.selection.CHOICE_REPEATS` (2): less of the partitions' luck in each gain, N/2
+times the choice's cost.
 
     python benchmarks/rescore_lab.py RUN_DIR [RUN_DIR ...] --partitions 1 2 3 --out lab.jsonl
+    python benchmarks/rescore_lab.py RUN_DIR [RUN_DIR ...] --partitions 1 --choice-repeats 6 --out lab.jsonl
 
 Run it on a copy of the run directories: resuming appends to their score logs.
 """
@@ -31,6 +35,7 @@ PARTITION_SEED = 100
 
 
 def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
+    from featteam import selection
     from featteam.expr import InvalidSequence
     from featteam.selection import _options, best_of_each_mode, choose
 
@@ -58,6 +63,7 @@ def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
                 option.scores[0] = float(np.mean([option.scores[0], *scores[:n_partitions - 1]]))
             chosen = choose(options, evaluator, margin)
             rows.append({"run": run_dir.name, "dataset": dataset.name, "partitions": n_partitions,
+                         "choice_repeats": selection.CHOICE_REPEATS,
                          "chosen": chosen.label, "n_features": len(chosen.features),
                          "search_gain": chosen.scores[0] - options[0].scores[0],
                          "gain": chosen.gain, "se": chosen.standard_error,
@@ -70,13 +76,24 @@ def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
 def main(argv: list[str]) -> None:
     parser = replay_arguments(__doc__.splitlines()[0])
     parser.add_argument("--partitions", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--choice-repeats", type=int, default=None,
+                        help="new partitions of the validation rows the best three are compared on "
+                             "(default: the fit's, 2)")
     args = parser.parse_args(argv)
     if min(args.partitions) < 1:
         parser.error("--partitions: at least 1 (the search's own partition)")
-    for run_dir, rows in replay_into(args.out, args.runs,
-                                     lambda run_dir: replay(run_dir, args.partitions, args.margin)):
-        print(run_dir.name, *(f"{r['partitions']}: {r['chosen']} {r['test_gain']:+.4f} ({r['seconds']} s)"
-                              for r in rows), sep="  ", flush=True)
+    if args.choice_repeats is not None and args.choice_repeats < 1:
+        parser.error("--choice-repeats: at least 1")
+    from featteam import selection
+    fits_repeats = selection.CHOICE_REPEATS
+    selection.CHOICE_REPEATS = args.choice_repeats or fits_repeats  # given back below: a caller's fits keep theirs
+    try:
+        for run_dir, rows in replay_into(args.out, args.runs,
+                                         lambda run_dir: replay(run_dir, args.partitions, args.margin)):
+            print(run_dir.name, *(f"{r['partitions']}: {r['chosen']} {r['test_gain']:+.4f} ({r['seconds']} s)"
+                                  for r in rows), sep="  ", flush=True)
+    finally:
+        selection.CHOICE_REPEATS = fits_repeats
 
 
 if __name__ == "__main__":

@@ -83,6 +83,12 @@ def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
     # One partition is the fit's own ranking: its choice and gain.
     assert rows[0]["chosen"] == report.result.chosen
     assert rows[0]["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
+    # The fit's number of the choice's partitions, asked for, is the fit again.
+    _script("rescore_lab").main([str(copy), "--partitions", "1", "--choice-repeats", "2",
+                                 "--out", str(tmp_path / "repeats.jsonl")])
+    again = json.loads((tmp_path / "repeats.jsonl").read_text())
+    assert again["choice_repeats"] == 2 and again["chosen"] == report.result.chosen
+    assert again["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
 
     _script("choice_rows_lab").main([str(copy), "--out", str(tmp_path / "rows.jsonl")])
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
