@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from featteam import selection
 from featteam.config import FitConfig
 from featteam.pipeline import Run
 
@@ -83,12 +84,16 @@ def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
     # One partition is the fit's own ranking: its choice and gain.
     assert rows[0]["chosen"] == report.result.chosen
     assert rows[0]["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
-    # The fit's number of the choice's partitions, asked for, is the fit again.
-    _script("rescore_lab").main([str(copy), "--partitions", "1", "--choice-repeats", "2",
-                                 "--out", str(tmp_path / "repeats.jsonl")])
-    again = json.loads((tmp_path / "repeats.jsonl").read_text())
+    # The fit's number of the choice's partitions, asked for, is the fit again; another number is
+    # used for the replay only, and the fit's is given back after it.
+    for repeats in (2, 1):
+        _script("rescore_lab").main([str(copy), "--partitions", "1", "--choice-repeats", str(repeats),
+                                     "--out", str(tmp_path / f"repeats{repeats}.jsonl")])
+        assert selection.CHOICE_REPEATS == 2
+    again = json.loads((tmp_path / "repeats2.jsonl").read_text())
     assert again["choice_repeats"] == 2 and again["chosen"] == report.result.chosen
     assert again["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
+    assert json.loads((tmp_path / "repeats1.jsonl").read_text())["choice_repeats"] == 1
 
     _script("choice_rows_lab").main([str(copy), "--out", str(tmp_path / "rows.jsonl")])
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
