@@ -271,6 +271,10 @@ class Finalist:
     #: in search score, without a standard error
     gain: float | None = None
     standard_error: float | None = None
+    #: its new features as formulas over the table's columns (none for the original features): what
+    #: :class:`~featteam.FeatureTransformer` takes, so a finalist the choice did not keep can be tried
+    #: on rows of one's own
+    formulas: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -460,6 +464,10 @@ def summary_text(report: RunReport, out: str | Path) -> str:
                    f"original features where the output is chosen: not enough to keep{bar}" if best else
                    "nothing beat the original features on the rows it was chosen on")
             lines.append(f"\nchosen: no new feature ({why})")
+            if best and best.gain > 0 and best.formulas:  # a gain too small to keep: worth a try elsewhere
+                lines.append(f"to try {best.label} on rows of your own: "
+                             f"featteam.FeatureTransformer({', '.join(best.formulas)!r}) (every finalist's formulas "
+                             "are in report.json)")
         if result.estimate is not None:
             chosen = [f for f in result.finalists if f.label == result.chosen and f.gain is not None]
             margin = (f" ({_gain_text(chosen[0])} over the original features)"

@@ -406,7 +406,8 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
         refinement_scored=len(refinement),
         finalists=[Finalist(label=o.label, n_features=len(o.features), cv_scores=[round(s, 6) for s in o.scores],
                             estimate=round(o.estimate, 6), gain=_rounded(o.gain),
-                            standard_error=_rounded(o.standard_error)) for o in options],
+                            standard_error=_rounded(o.standard_error),
+                            formulas=[feature.formula for feature in o.features]) for o in options],
         gain_standard_error=_rounded(gain_error))
 
 

@@ -131,6 +131,14 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
     assert chosen.gain > chosen.standard_error > 0  # kept: more than one standard error over the original
     product = [f for f in result.features if f.postfix == "[f0 f1 *]"]
     assert product and product[0].modes == ["ml"] and product[0].steps == ["latent"]
+    # Every finalist carries its formulas over the table's columns, which FeatureTransformer applies.
+    columns = list(dataset.X.columns)
+    assert all(len(f.formulas) == f.n_features for f in result.finalists) and result.finalists[0].formulas == []
+    ml = next(f for f in result.finalists if f.label == "ml")
+    assert ml.formulas == [render_feature(["f0", "f1", "*"], columns), render_feature(["f3", "sin"], columns)]
+    applied = FeatureTransformer(", ".join(ml.formulas), keep_original=False).fit_transform(dataset.X)
+    np.testing.assert_allclose(applied, np.column_stack([dataset.X.iloc[:, 0] * dataset.X.iloc[:, 1],
+                                                         np.sin(dataset.X.iloc[:, 3])]))
     saved = Transformation.load(tmp_path / "transformation.json")
     assert saved.metadata["mode"] == result.mode and len(saved.features) == len(result.features)
     # Honest: only the reported scores used the test split (original, the two modes' bests, the choice).
@@ -283,12 +291,18 @@ def test_the_summary_says_why_the_original_features_were_kept_or_how_much_the_ch
             search_score=0.7, formulas=[] if chosen == "original" else ["(a * b)"], postfix="", per_mode={},
             n_candidates=3, estimate=0.71, estimate_method="how",
             finalists=[Finalist("original", 0, [0.7, 0.7], 0.7, 0.0, 0.0),
-                       Finalist("bank:2", 2, [0.72, 0.71], 0.71, gain, standard_error)], chosen=chosen)
+                       Finalist("bank:2", 2, [0.72, 0.71], 0.71, gain, standard_error,
+                                formulas=["(a * b)", "log(b)"])], chosen=chosen)
 
     data = DataSummary(path=None, name="t", rows=10, features=2, task="regression", target="y")
     kept = summary_text(RunReport(data=data, protocol="honest", metric="m", original_search_score=0.7,
                                   result=result("original", 0.004, 0.006)), "out")
     assert "the best finalist, bank:2, gained +0.0040 ± 0.0060 over the original features" in kept
+    # ... and how to try that finalist on rows of one's own.
+    assert "to try bank:2 on rows of your own: featteam.FeatureTransformer('(a * b), log(b)')" in kept
+    lost = summary_text(RunReport(data=data, protocol="honest", metric="m", original_search_score=0.7,
+                                  result=result("original", -0.004, 0.006)), "out")
+    assert "gained -0.0040" in lost and "to try" not in lost  # a finalist that lost is not offered
     # With the configuration at hand, the bar the gain missed is named (the margin, and its option).
     from featteam.config import FitConfig
     with_bar = summary_text(RunReport(data=data, config=FitConfig.from_preset("quick"), protocol="honest",
