@@ -52,14 +52,13 @@ def _probabilities(evaluator, tokens, repeat: int, classes: np.ndarray) -> np.nd
 
 def replay(run_dir: Path, margin: float) -> list[dict]:
     from featteam.evaluation import bootstrap_resamples, paired_bootstrap
-    from featteam.selection import _options, best_of_each_mode, choose
+    from featteam.selection import choose
 
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
         if evaluator.task != "classification":
             return [{"run": run_dir.name, "dataset": dataset.name, "skipped": "regression"}]
-        options, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
-                              finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
+        options, _ = finished.finalists()
         chosen_now = choose(options, evaluator, finished.config.choice_margin)  # sets the compared ones' gains
         compared = [i for i, option in enumerate(options) if option.gain is not None]
         y = evaluator.y[evaluator.choice_rows]

@@ -53,14 +53,12 @@ def _predictions_fitted_on_all_rows(evaluator, tokens, repeat: int) -> np.ndarra
 
 def replayed(variants: list[str]):
     def replay(run_dir: Path) -> list[dict]:
-        from featteam.selection import _options, best_of_each_mode, choose
+        from featteam.selection import choose
 
         with resumed(run_dir, "honest") as finished:
             evaluator = finished.evaluator
             own_predictions, own_trees = evaluator.choice_predictions, evaluator.search_trees
-            options, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
-                                  finished.config.max_selected_features, finished.pool,
-                                  list(finished.dataset.X.columns))
+            options, _ = finished.finalists()
             original = evaluator.final_score(None)
             sampled = len(np.setdiff1d(evaluator.protocol_rows, evaluator.choice_rows)) > len(evaluator.search_rows)
             row: dict = {"run": run_dir.name, "dataset": finished.dataset.name, "search_rows_sampled": sampled}

@@ -26,12 +26,11 @@ from finished_runs import gain_on_test_split, replay_into, resumed
 
 
 def finalists(run_dir: Path) -> list[dict]:
-    from featteam.selection import _options, best_of_each_mode, compare_on_choice_rows
+    from featteam.selection import compare_on_choice_rows
 
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
-        options, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
-                              finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
+        options, _ = finished.finalists()
         compared = set(compare_on_choice_rows(options, range(len(options)), evaluator))
         original_test = evaluator.final_score(None)
         rows = []

@@ -24,13 +24,12 @@ from finished_runs import gain_on_test_split, replay_arguments, replay_into, res
 
 
 def replay(run_dir: Path, margin: float) -> list[dict]:
-    from featteam.selection import _options, best_of_each_mode, choose
+    from featteam.selection import choose
 
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
         original = evaluator.final_score(None)
-        finalists, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
-                                finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
+        finalists, _ = finished.finalists()
         _, every_validation_row = evaluator._hold_out(evaluator.protocol_rows, evaluator.validation_size)
         rows = []
         for label, choice_rows in (("sample", evaluator.validation_rows), ("every", every_validation_row)):

@@ -25,6 +25,15 @@ class FinishedRun:
     #: every scored candidate of every mode, the golden set's included
     candidates: list
 
+    def finalists(self, max_features: int | None = None) -> tuple[list, list]:
+        """The choice's finalists and the feature bank, built as the fit built them (at most
+        ``max_features`` new features each: by default the fit's ``max_selected_features``)."""
+        from featteam.selection import _options, best_of_each_mode
+
+        return _options(self.candidates, best_of_each_mode(self.candidates), self.evaluator,
+                        self.config.max_selected_features if max_features is None else max_features,
+                        self.pool, list(self.dataset.X.columns))
+
 
 @contextmanager
 def resumed(run_dir: Path, protocol: str) -> Iterator[FinishedRun]:

@@ -25,14 +25,13 @@ from finished_runs import replay_into, resumed
 
 
 def replay(run_dir: Path, sizes: list[int]) -> list[dict]:
-    from featteam.selection import _options, best_of_each_mode, choose
+    from featteam.selection import choose
 
     with resumed(run_dir, "paper") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
         rows = []
         for size in sizes:
-            options, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator, size,
-                                  finished.pool, list(dataset.X.columns))
+            options, _ = finished.finalists(size)
             chosen = choose(options, evaluator, margin=0.0)  # the paper protocol's: the best search score
             rows.append({"run": run_dir.name, "dataset": dataset.name, "max_selected_features": size,
                          "chosen": chosen.label, "n_features": len(chosen.features),

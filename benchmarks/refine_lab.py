@@ -28,15 +28,14 @@ from finished_runs import gain_on_test_split, remembered, replay_arguments, repl
 
 
 def replay(run_dir: Path, budgets: list[int], margin: float) -> list[dict]:
-    from featteam.selection import _options, best_of_each_mode, choose, refine
+    from featteam.selection import choose, refine
 
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
         for name in ("cv_score", "choice_predictions", "final_score"):
             setattr(evaluator, name, remembered(getattr(evaluator, name)))
         original = evaluator.final_score(None)
-        finalists, bank = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
-                                   finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
+        finalists, bank = finished.finalists()
         rows = []
         for budget in sorted(budgets):
             started = time.perf_counter()

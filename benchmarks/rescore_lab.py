@@ -37,15 +37,14 @@ PARTITION_SEED = 100
 def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
     from featteam import selection
     from featteam.expr import InvalidSequence
-    from featteam.selection import _options, best_of_each_mode, choose
+    from featteam.selection import choose
 
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
         for name in ("choice_predictions", "final_score"):
             setattr(evaluator, name, remembered(getattr(evaluator, name)))
         original = evaluator.final_score(None)
-        finalists, _ = _options(finished.candidates, best_of_each_mode(finished.candidates), evaluator,
-                                finished.config.max_selected_features, finished.pool, list(dataset.X.columns))
+        finalists, _ = finished.finalists()
         search_rows = evaluator.search_rows
         extra: list[list[float]] = [[] for _ in finalists]  # each finalist's score on each new partition
         rows = []
