@@ -11,8 +11,9 @@ fit's rule unchanged (the best three on the validation rows, ``--margin`` standa
 scores the chosen transformation on the test split.  ``partitions`` 1 is the fit as it ran and
 gives back its recorded score.  ``--choice-repeats N`` compares the best three on the validation
 rows with N new partitions of them into folds instead of the fit's
-:data:`~featteam.selection.CHOICE_REPEATS` (2): less of the partitions' luck in each gain, N/2
-times the choice's cost.
+:data:`~featteam.evaluation.CHOICE_REPEATS` (2): less of the partitions' luck in each gain, N/2
+times the choice's cost (a large table's choice, made once at the deployed model's scale, has no
+partitions: ``AT_SCALE_RATIO``).
 
     python benchmarks/rescore_lab.py RUN_DIR [RUN_DIR ...] --partitions 1 2 3 --out lab.jsonl
     python benchmarks/rescore_lab.py RUN_DIR [RUN_DIR ...] --partitions 1 --choice-repeats 6 --out lab.jsonl
@@ -62,7 +63,7 @@ def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
                 option.scores[0] = float(np.mean([option.scores[0], *scores[:n_partitions - 1]]))
             chosen = choose(options, evaluator, margin)
             rows.append({"run": run_dir.name, "dataset": dataset.name, "partitions": n_partitions,
-                         "choice_repeats": selection.CHOICE_REPEATS,
+                         "choice_repeats": evaluator.choice_repeats,
                          "chosen": chosen.label, "n_features": len(chosen.features),
                          "search_gain": chosen.scores[0] - options[0].scores[0],
                          "gain": chosen.gain, "se": chosen.standard_error,
@@ -83,16 +84,16 @@ def main(argv: list[str]) -> None:
         parser.error("--partitions: at least 1 (the search's own partition)")
     if args.choice_repeats is not None and args.choice_repeats < 1:
         parser.error("--choice-repeats: at least 1")
-    from featteam import selection
-    fits_repeats = selection.CHOICE_REPEATS
-    selection.CHOICE_REPEATS = args.choice_repeats or fits_repeats  # given back below: a caller's fits keep theirs
+    from featteam import evaluation
+    fits_repeats = evaluation.CHOICE_REPEATS
+    evaluation.CHOICE_REPEATS = args.choice_repeats or fits_repeats  # given back below: a caller's fits keep theirs
     try:
         for run_dir, rows in replay_into(args.out, args.runs,
                                          lambda run_dir: replay(run_dir, args.partitions, args.margin)):
             print(run_dir.name, *(f"{r['partitions']}: {r['chosen']} {r['test_gain']:+.4f} ({r['seconds']} s)"
                                   for r in rows), sep="  ", flush=True)
     finally:
-        selection.CHOICE_REPEATS = fits_repeats
+        evaluation.CHOICE_REPEATS = fits_repeats
 
 
 if __name__ == "__main__":

@@ -86,6 +86,22 @@ DEFAULT_METRIC: dict[str, str] = {"classification": "f1_weighted", "regression":
 #: and gigabytes per reported score; with this bound, 1.2 s and 97,000 nodes (7 MiB).  Every table
 #: of the suite has fewer training rows (higgs: 40,000), so their scores are the literature's forest.
 DEFAULT_MAX_TREE_ROWS = 50_000
+#: Most validation rows the output is chosen on (a stratified sample of the held-out rows): a
+#: gain's standard error on 20,000 rows is already a fraction of a percent, and its bootstrap
+#: stays cheap on a million-row table.
+MAX_CHOICE_ROWS = 20_000
+#: New partitions of the choice rows into folds, each row predicted out of fold once per partition
+#: (where the choice is made out of fold: :meth:`Evaluator.choice_predictions`).
+CHOICE_REPEATS = 2
+#: The choice is made at the deployed model's scale where the training rows outside the validation
+#: rows are at least this many times the search's sample (uci_credit_card, amazon_employee and
+#: higgs: 10 to 16 times at the ``quick`` preset, 3.8 to 6.4 at ``default``).  A feature that helps a
+#: forest of 2,000 rows can add nothing to one of 20,000: on those three tables at five test splits,
+#: the choice out of fold at the search's scale lost up to 0.0085 (higgs, split 3), at the deployed
+#: model's scale at most 0.0019, with the same total gain (BENCHMARKS.md).  Where the two scales are
+#: alike (spam_base and wine_white: 1.5 times) the out-of-fold estimate, averaged over ten fits, is
+#: the steadier one (wine_white at split 2: +0.0117 out of fold, -0.0037 at scale).
+AT_SCALE_RATIO = 2
 
 
 def make_model(task: Task, model: str | BaseEstimator = "rf", random_state: int = 0,
@@ -184,9 +200,12 @@ class Evaluator:
         every training row still reaches the model.  0: no bound (the literature's forest).
     validation_size : float
         Honest protocol: the share of the training split held out of the search (a stratified
-        sample, drawn with ``split_seed``; at most ``max_search_rows`` of them): the screen, the
-        golden set, the decoders and their scores never see these rows; the output is chosen on
-        them (:meth:`choice_predictions`).  0, or too small a table for
+        sample, drawn with ``split_seed``; at most ``max_search_rows`` of them, or
+        :data:`MAX_CHOICE_ROWS` where the choice is made at scale): the screen, the golden set,
+        the decoders and their scores never see these rows; the output is chosen on them
+        (:meth:`choice_predictions`; where the search scored a sample of a rest
+        :data:`AT_SCALE_RATIO` times larger or more, by a forest fitted on all of the rest).  0,
+        or too small a table for
         :data:`MIN_VALIDATION_ROWS`: no validation rows.  The paper protocol has none.
     engine : Engine, optional
         Where candidates are scored (:mod:`featteam.engine`): by default ``n_jobs`` processes
@@ -238,13 +257,19 @@ class Evaluator:
             raise FeatteamError(f"validation_size must be in [0, 1), not {validation_size}")
         self.validation_size = validation_size if protocol == "honest" else 0.0
         search_pool, validation = self._hold_out(self.protocol_rows, self.validation_size)
-        #: rows of the training split no search step sees; the output is chosen on them (choice_rows;
-        #: honest only)
-        self.validation_rows = self._sample_rows(validation, max_search_rows)
         self.search_rows = self._sample_rows(search_pool, max_search_rows)
+        at_scale = len(validation) > 0 and len(search_pool) >= AT_SCALE_RATIO * len(self.search_rows)
+        #: rows of the training split no search step sees (at most ``max_search_rows``, or
+        #: :data:`MAX_CHOICE_ROWS` where the choice is made at scale); the output is chosen on them
+        #: (choice_rows; honest only)
+        self.validation_rows = self._sample_rows(validation, MAX_CHOICE_ROWS if at_scale else max_search_rows)
         #: the rows the output is chosen on (:meth:`choice_predictions`): the validation rows, which no
         #: search step saw; without them, the search rows
         self.choice_rows = self.validation_rows if len(self.validation_rows) else self.search_rows
+        #: where the search scored a sample of a training split :data:`AT_SCALE_RATIO` times larger or
+        #: more: every training row outside the validation rows, which the choice's forest is fitted on
+        #: (the deployed model's scale); else None
+        self.choice_fit_rows = search_pool if at_scale else None
         self.folds = self._make_folds(self.search_rows)
         self.cache: dict[tuple[str, ...], Scored] = {}
         #: honest protocol: each reported transformation's predictions of the test rows (the
@@ -457,22 +482,45 @@ class Evaluator:
             self._check_unlimited(tokens)
         return self._cv_score(tokens)
 
-    def choice_predictions(self, tokens: Sequence[str] | None, repeat: int) -> np.ndarray:
-        """Out-of-fold predictions for every choice row (:attr:`choice_rows`, in their order).
+    @property
+    def choice_repeats(self) -> int:
+        """How many predictions of the choice rows :meth:`choice_predictions` makes per
+        transformation (``repeat`` 1 to this): one at the deployed model's scale, else
+        :data:`CHOICE_REPEATS` partitions into folds."""
+        return 1 if self.choice_fit_rows is not None else CHOICE_REPEATS
 
-        The choice rows are partitioned into folds with seed ``split_seed + repeat`` (``repeat``
-        >= 1: never the search's partition).  Each fold is predicted by the search's forest
-        fitted, with the transformation, on the other folds and - where the choice rows are the
-        validation rows - on the search rows too: every choice row is predicted by a model that
-        never saw it.  Every transformation predicted with the same ``repeat`` is fitted on the
-        same rows, so predictions pair up row by row.
+    def choice_predictions(self, tokens: Sequence[str] | None, repeat: int) -> np.ndarray:
+        """Predictions for every choice row (:attr:`choice_rows`, in their order), each by the
+        search's forest fitted, with the transformation, on rows that do not hold it.
+
+        - Where the search scored a sample of a much larger training split (:attr:`choice_fit_rows`):
+          one forest fitted on every training row outside the validation rows, as the deployed
+          model is fitted on every training row.  A feature that helps a forest of a few thousand
+          rows can add nothing to one of tens of thousands, which learns the interaction from the
+          data itself (uci_credit_card: +0.009 on 2000 validation rows at the search's scale,
+          -0.0015 on the test split; BENCHMARKS.md).
+        - Otherwise, out of fold: the choice rows are partitioned into folds with seed
+          ``split_seed + repeat`` (``repeat`` >= 1: never the search's partition), and each fold
+          is predicted by the forest fitted on the other folds and - where the choice rows are
+          the validation rows - on the search rows too.
+
+        Every transformation predicted with the same ``repeat`` is fitted on the same rows, so
+        predictions pair up row by row.
 
         Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
-        if repeat < 1:
-            raise FeatteamError("the choice's partitions are repeats 1, 2, ...: repeat 0 is the search's")
+        if not 1 <= repeat <= self.choice_repeats:
+            raise FeatteamError(f"the choice's predictions are repeats 1 to {self.choice_repeats} "
+                                f"(repeat 0 is the search's partition), not {repeat}")
         if tokens:
             self._check_unlimited(tokens)
         choice = self.choice_rows
+        if self.choice_fit_rows is not None:
+            rows = np.concatenate([self.choice_fit_rows, choice])
+            n_fit = len(self.choice_fit_rows)
+            features = self._features(tokens, rows, np.arange(n_fit))
+            [(_, predictions)] = self._out_of_fold(lambda fit, held: features, rows,
+                                                   [(np.arange(n_fit), np.arange(n_fit, len(rows)))])
+            return predictions
         context = self.search_rows if len(self.validation_rows) else self.search_rows[:0]
         rows, n_context = np.concatenate([context, choice]), len(context)
         folds = [(np.concatenate([np.arange(n_context), n_context + fit]), n_context + held)
@@ -598,7 +646,7 @@ class Evaluator:
         rows = self.search_rows
         state.update(X=self.X[rows], y=self.y[rows], search_rows=np.arange(len(rows)), dataset=None,
                      train_rows=None, test_rows=None, protocol_rows=None, validation_rows=None, choice_rows=None,
-                     cache={}, _test_predictions={}, screen=None, engine=None, cache_path=None)
+                     choice_fit_rows=None, cache={}, _test_predictions={}, screen=None, engine=None, cache_path=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

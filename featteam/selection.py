@@ -15,7 +15,10 @@ rows** - a share of the training split (``validation_size``) that the screen, th
 the decoders never saw.  Each validation row is predicted out of fold (``n_splits`` folds, on two
 new partitions) by the search's forest fitted on the search rows and the other folds, so no
 prediction comes from a model that saw its row, and no row the features were picked on is
-scored.  Each finalist's gain over the original features is its metric minus theirs on the
+scored.  Where the search scored a sample of half the rows outside the validation rows or fewer (``AT_SCALE_RATIO``), each validation row is
+instead predicted by the search's forest fitted on every training row outside the validation
+rows, at the scale of the deployed model: a feature that helps a forest of a few thousand rows
+can add nothing to one of tens of thousands.  Each finalist's gain over the original features is its metric minus theirs on the
 same rows (averaged over the partitions); its standard error comes from a paired bootstrap of
 the rows.  The finalist with the largest gain wins if that gain is above ``choice_margin``
 standard errors (1.5 by default); otherwise the original features are kept and nothing is
@@ -64,15 +67,16 @@ PREFIX_SIZES = (2, 4, 8, 12, 16, 24, 32)
 BANK_BREADTH = 4
 #: Finalists compared on the choice rows (besides the original features).
 RESCORED = 3
-#: New partitions of the choice rows into folds, each row predicted out of fold once per partition.
-CHOICE_REPEATS = 2
 #: The label of the local search's result among the finalists (:func:`refine`).
 REFINED = "refined"
 #: The step each mode belongs to (from the steps' own lists).
 STEP_OF_MODE = {mode: step.name for step in STEPS for mode in step.modes}
-CHOICE_METHOD = ("out-of-fold predictions of the search's forest ({k} folds, {r} new partitions) on the {n} {rows}, "
+CHOICE_METHOD = ("{how} on the {n} {rows}, "
                  "{m} finalists each paired row by row with the original features; the largest gain{rule}; "
                  "standard errors from {b} bootstrap resamples of those rows; the test split is not used")
+OUT_OF_FOLD = "out-of-fold predictions of the search's forest ({k} folds, {r} new partitions)"
+AT_SCALE = ("predictions of the search's forest fitted on the {n_fit} training rows outside them (the search scored "
+            "a sample of {n_search}; the deployed model is fitted on every training row)")
 MARGIN = ", kept only when it exceeds {margin:g} standard error(s), else the original features"
 NO_MARGIN = ", kept when above zero, else the original features"
 PAPER_CHOICE_METHOD = ("the paper protocol: the best search score ({k}-fold cross-validation on {n} rows of the test "
@@ -287,7 +291,8 @@ def refine(options: Sequence[_Option], bank: Sequence[tuple[list[str], ChosenFea
 
 def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evaluator: Evaluator) -> list[int]:
     """Predict ``options[i]`` for each of ``indices`` (which must hold 0, the original features) on
-    the choice rows, once for each of :data:`CHOICE_REPEATS` new partitions; append its metric there
+    the choice rows (:meth:`Evaluator.choice_predictions`, ``evaluator.choice_repeats`` times: new
+    partitions into folds, or once at the deployed model's scale); append its metric there
     to its ``scores`` and set its ``gain`` over the original features and ``standard_error``
     (:func:`paired_bootstrap`).  Returns the indices compared: a finalist whose columns cannot be
     computed on a fold is left out."""
@@ -296,7 +301,7 @@ def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evalu
     for i in indices:
         try:
             predictions[i] = [evaluator.choice_predictions(options[i].tokens, repeat)
-                              for repeat in range(1, CHOICE_REPEATS + 1)]
+                              for repeat in range(1, evaluator.choice_repeats + 1)]
         except InvalidSequence as exc:  # a sparse column can be constant on one of the folds
             logger.info("finalist %s left out: %s", options[i].label, exc)
     resamples = bootstrap_resamples(len(y), evaluator.split_seed)
@@ -309,8 +314,8 @@ def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evalu
 
 def choose(options: list[_Option], evaluator: Evaluator, margin: float) -> _Option:
     """The chosen finalist (module docstring).  Honest protocol: the :data:`RESCORED` best on
-    the search folds and the original features (``options[0]``) are predicted out of fold on the
-    choice rows, once for each of :data:`CHOICE_REPEATS` new partitions; each finalist's gain over
+    the search folds and the original features (``options[0]``) are predicted on the choice rows
+    (:func:`compare_on_choice_rows`); each finalist's gain over
     the original features and its standard error come from :func:`paired_bootstrap`.  The
     largest gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard
     errors (``margin`` 0: if it is above zero); otherwise the original.  Paper protocol: the best
@@ -343,9 +348,14 @@ def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float
     local = REFINEMENT.format(n=refined) if refined else ""
     if evaluator.protocol == "paper":
         return PAPER_CHOICE_METHOD.format(m=len(options) - 1, k=evaluator.n_splits, n=len(evaluator.search_rows)) + local
-    rows = ("validation rows no search step saw, each predicted by a forest fitted on the search rows and the "
-            "other folds" if len(evaluator.validation_rows) else "search rows")
-    return CHOICE_METHOD.format(k=evaluator.n_splits, r=CHOICE_REPEATS, n=len(evaluator.choice_rows), rows=rows,
+    if evaluator.choice_fit_rows is not None:
+        how = AT_SCALE.format(n_fit=len(evaluator.choice_fit_rows), n_search=len(evaluator.search_rows))
+        rows = "validation rows no search step saw"
+    else:
+        how = OUT_OF_FOLD.format(k=evaluator.n_splits, r=evaluator.choice_repeats)
+        rows = ("validation rows no search step saw, each predicted by a forest fitted on the search rows and the "
+                "other folds" if len(evaluator.validation_rows) else "search rows")
+    return CHOICE_METHOD.format(how=how, n=len(evaluator.choice_rows), rows=rows,
                                 m=sum(o.gain is not None for o in options[1:]), b=BOOTSTRAPS,
                                 rule=MARGIN.format(margin=margin) if margin > 0 else NO_MARGIN) + local
 

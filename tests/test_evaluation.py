@@ -13,7 +13,7 @@ from sklearn.metrics import f1_score
 from featteam.config import FitConfig
 from featteam.data import load_dataset, prepare
 from featteam.errors import FeatteamError
-from featteam.evaluation import Evaluator, f1_weighted, one_minus_rae
+from featteam.evaluation import AT_SCALE_RATIO, Evaluator, f1_weighted, one_minus_rae
 from featteam.expr import ErrorKind, Transformation, join_features
 
 
@@ -100,6 +100,44 @@ def test_validation_rows_are_held_out_of_the_search_and_of_the_test_split(small_
         assert len(other.validation_rows) == 0 and list(other.choice_rows) == list(other.search_rows)
     # Too small a share for a choice (3 rows): none held out, said in the log.
     assert len(Evaluator(dataset, "honest", validation_size=0.02).validation_rows) == 0
+
+
+def test_a_search_on_a_small_sample_chooses_at_the_deployed_models_scale(small_regression):
+    dataset = prepare(small_regression, "target")
+    evaluator = Evaluator(dataset, "honest", validation_size=0.25, max_search_rows=30, search_trees=20)
+    fit, validation = evaluator.choice_fit_rows, evaluator.validation_rows
+    # Every training row outside the validation rows (AT_SCALE_RATIO times the search's sample), the
+    # sample among them; every validation row, though there are more than the search's sample.
+    assert len(evaluator.search_rows) == 30 and len(fit) == 120 and set(evaluator.search_rows) < set(fit)
+    assert len(validation) == 40
+    assert not set(fit) & set(validation) and set(fit) | set(validation) == set(evaluator.train_rows)
+    assert evaluator.choice_repeats == 1 and list(evaluator.choice_rows) == list(validation)
+    tokens = ["f0", "f1", "*"]
+    predicted = evaluator.choice_predictions(tokens, 1)
+    # The search's forest (20 trees), fitted with the product on those rows, predicts the validation rows.
+    X = dataset.X.to_numpy(dtype=float)
+    X = np.column_stack([X, X[:, 0] * X[:, 1]])
+    by_hand = RandomForestRegressor(n_estimators=20, random_state=0).fit(X[fit], dataset.y[fit]).predict(X[validation])
+    np.testing.assert_allclose(predicted, by_hand)
+    # The same for any n_jobs; a validation row's own target never reaches the model.
+    moved = dataset.y.copy()
+    moved[validation[3]] += 1000.0
+    dataset.y = moved
+    parallel = Evaluator(dataset, "honest", validation_size=0.25, max_search_rows=30, search_trees=20, n_jobs=2)
+    np.testing.assert_array_equal(parallel.choice_predictions(tokens, 1), predicted)
+    with pytest.raises(FeatteamError, match="repeats 1 to 1"):
+        evaluator.choice_predictions(tokens, 2)
+    # A search on every row outside the validation rows chooses out of fold, as before.
+    whole = Evaluator(dataset, "honest", validation_size=0.25, max_search_rows=120)
+    assert whole.choice_fit_rows is None and whole.choice_repeats == 2
+    # The bound: with 88 rows outside 72 validation rows, a sample of 88 // AT_SCALE_RATIO rows is
+    # small enough to choose at scale, on every validation row; one more row and the choice is out
+    # of fold, on as many validation rows as the search's sample.
+    limit = 88 // AT_SCALE_RATIO
+    smallest = Evaluator(dataset, "honest", validation_size=0.45, max_search_rows=limit)
+    assert len(smallest.choice_fit_rows) == 88 and len(smallest.validation_rows) == 72
+    larger = Evaluator(dataset, "honest", validation_size=0.45, max_search_rows=limit + 1)
+    assert larger.choice_fit_rows is None and len(larger.validation_rows) == limit + 1
 
 
 def test_honest_protocol_codes_text_categories_on_the_training_split_only():

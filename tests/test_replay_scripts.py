@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featteam import selection
+from featteam import evaluation
 from featteam.config import FitConfig
 from featteam.pipeline import Run
 
@@ -89,7 +89,7 @@ def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
     for repeats in (2, 1):
         _script("rescore_lab").main([str(copy), "--partitions", "1", "--choice-repeats", str(repeats),
                                      "--out", str(tmp_path / f"repeats{repeats}.jsonl")])
-        assert selection.CHOICE_REPEATS == 2
+        assert evaluation.CHOICE_REPEATS == 2
     again = json.loads((tmp_path / "repeats2.jsonl").read_text())
     assert again["choice_repeats"] == 2 and again["chosen"] == report.result.chosen
     assert again["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
@@ -97,8 +97,10 @@ def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
 
     _script("choice_rows_lab").main([str(copy), "--out", str(tmp_path / "rows.jsonl")])
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
-    # A table this small compares every validation row already: both ways are the fit's choice.
-    assert [row["rows"] for row in rows] == ["sample", "every"]
-    assert rows[0]["choice_rows"] == rows[1]["choice_rows"]
-    assert all(row["chosen"] == report.result.chosen for row in rows)
-    assert all(row["test_gain"] == pytest.approx(report.result.gain, abs=1e-12) for row in rows)
+    # A table this small compares every validation row already: the first two ways are the fit's
+    # choice; the third predicts the same rows once, by a forest fitted on the search rows.
+    assert [row["rows"] for row in rows] == ["sample", "every", "scale"]
+    assert rows[0]["choice_rows"] == rows[1]["choice_rows"] == rows[2]["choice_rows"]
+    assert all(row["chosen"] == report.result.chosen for row in rows[:2])
+    assert all(row["test_gain"] == pytest.approx(report.result.gain, abs=1e-12) for row in rows[:2])
+    assert rows[2]["pool"] == rows[2]["search_rows"] and rows[2]["compared"]
