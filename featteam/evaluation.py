@@ -203,10 +203,9 @@ class Evaluator:
         sample, drawn with ``split_seed``; at most ``max_search_rows`` of them, or
         :data:`MAX_CHOICE_ROWS` where the choice is made at scale): the screen, the golden set,
         the decoders and their scores never see these rows; the output is chosen on them
-        (:meth:`choice_predictions`; where the search scored a sample of a rest
-        :data:`AT_SCALE_RATIO` times larger or more, by a forest fitted on all of the rest).  0,
-        or too small a table for
-        :data:`MIN_VALIDATION_ROWS`: no validation rows.  The paper protocol has none.
+        (:meth:`choice_predictions`; where the other training rows are :data:`AT_SCALE_RATIO`
+        times the search's sample or more, by a forest fitted on all of them).  0, or too small a
+        table for :data:`MIN_VALIDATION_ROWS`: no validation rows.  The paper protocol has none.
     engine : Engine, optional
         Where candidates are scored (:mod:`featteam.engine`): by default ``n_jobs`` processes
         on this machine; a :class:`~featteam.engine.DaskEngine` scores them on a cluster.

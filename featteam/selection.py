@@ -15,11 +15,12 @@ rows** - a share of the training split (``validation_size``) that the screen, th
 the decoders never saw.  Each validation row is predicted out of fold (``n_splits`` folds, on two
 new partitions) by the search's forest fitted on the search rows and the other folds, so no
 prediction comes from a model that saw its row, and no row the features were picked on is
-scored.  Where the search scored a sample of half the rows outside the validation rows or fewer (``AT_SCALE_RATIO``), each validation row is
-instead predicted by the search's forest fitted on every training row outside the validation
-rows, at the scale of the deployed model: a feature that helps a forest of a few thousand rows
-can add nothing to one of tens of thousands.  Each finalist's gain over the original features is its metric minus theirs on the
-same rows (averaged over the partitions); its standard error comes from a paired bootstrap of
+scored.  Where the search scored a sample of half the rows outside the validation rows or fewer
+(``AT_SCALE_RATIO``), each validation row is instead predicted by the search's forest fitted on
+every training row outside the validation rows, at the scale of the deployed model: a feature
+that helps a forest of a few thousand rows can add nothing to one of tens of thousands.  Each
+finalist's gain over the original features is its metric minus theirs on the same rows
+(averaged over the partitions, if any); its standard error comes from a paired bootstrap of
 the rows.  The finalist with the largest gain wins if that gain is above ``choice_margin``
 standard errors (1.5 by default); otherwise the original features are kept and nothing is
 added.  Why these rows: a gain measured on rows the search picked the features on is
