@@ -36,7 +36,6 @@ PARTITION_SEED = 100
 
 
 def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
-    from featteam import selection
     from featteam.expr import InvalidSequence
     from featteam.selection import choose
 
