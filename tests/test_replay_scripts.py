@@ -104,3 +104,28 @@ def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
     assert all(row["chosen"] == report.result.chosen for row in rows[:2])
     assert all(row["test_gain"] == pytest.approx(report.result.gain, abs=1e-12) for row in rows[:2])
     assert rows[2]["pool"] == rows[2]["search_rows"] and rows[2]["compared"]
+
+
+@pytest.mark.slow
+def test_the_nested_lab_picks_each_folds_features_on_the_other_folds_alone(finished_run, tmp_path):
+    run_dir, report = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    lab = _script("nested_lab")
+    lab.main([str(copy), "--out", str(tmp_path / "nested.jsonl")])
+    [row] = [json.loads(line) for line in (tmp_path / "nested.jsonl").read_text().splitlines()]
+    assert len(row["fold_features"]) == 5 and np.isfinite(row["nested_gain"]) and row["nested_se"] > 0
+    assert row["fit_chosen"] == report.result.chosen and row["fit_test_gain"] == report.result.gain
+
+    # The procedure reads the targets of the rows it is given and of no other row: with every other
+    # row's target shuffled, it picks the same features.
+    finished_runs = sys.modules["finished_runs"]
+    with finished_runs.resumed(copy, "honest") as finished:
+        evaluator, config = finished.evaluator, finished.config
+        rows = np.asarray(evaluator.train_rows)[::2]
+        picked = lab.screen_procedure(evaluator, rows, config)
+        assert picked  # this table's interaction is found, so the check below has something to compare
+        others = np.setdiff1d(np.arange(len(evaluator.y)), rows)
+        evaluator.y = evaluator.y.copy()
+        evaluator.y[others] = np.random.default_rng(0).permutation(evaluator.y[others])
+        assert lab.screen_procedure(evaluator, rows, config) == picked
