@@ -246,9 +246,10 @@ class ChosenFeature:
     formula: str
     postfix: str
     #: the modes whose candidates hold this feature (MODES order); "screen" when only the
-    #: screen's own search found it (it feeds step 1's exploration)
+    #: screen's own search found it (it feeds step 1's exploration); "pairs" for a pair of the
+    #: original columns most important to the forest beside the bank (``pairs:k``)
     modes: list[str]
-    #: the steps those modes belong to ("screen": the screen before step 1)
+    #: the steps those modes belong to ("screen": the screen before step 1; "pairs": the choice's own)
     steps: list[str]
     #: its gain by the screen, given the features before it (greedy order); None: not screened
     screen_gain: float | None = None
@@ -257,7 +258,8 @@ class ChosenFeature:
 @dataclass
 class Finalist:
     """One transformation the choice compared: a mode's best, a prefix of the feature bank (in the
-    screen's order, ``bank:k``, or the forest's, ``forest:k``), or the original features alone."""
+    screen's order, ``bank:k``, or the forest's, ``forest:k``; with the pairs of the most important
+    columns, ``pairs:k``), or the original features alone."""
 
     label: str
     n_features: int

@@ -3,11 +3,13 @@
 The finalists are each mode's best candidate (by search score), the features of the best
 two and of the best three candidates together, the transformations assembled from the
 **feature bank** - every distinct feature of every mode's scored candidates and of the
-screen's own search - in two orders, each cut after 2, 4, 8, 12, ... features and at the most
+screen's own search - in three orders, each cut after 2, 4, 8, 12, ... features and at the most
 a transformation may hold: the screen's greedy order (``bank:k``; each feature the one that
-explains most of what the ones before it leave) and the order of the features' importances in
+explains most of what the ones before it leave), the order of the features' importances in
 one forest fitted on the search rows with the original columns and the bank's features together
-(``forest:k``; OpenFE's second stage), the original features alone, and (``refine_candidates``
+(``forest:k``; OpenFE's second stage), and that order of the bank together with every binary
+operator on each pair of the :data:`PAIR_COLUMNS` original columns most important beside it
+(``pairs:k``, :func:`with_column_pairs`), the original features alone, and (``refine_candidates``
 above 0) the best of a local search around the best of them (:func:`refine`, ``refined``).
 All are scored by cross-validation on the search rows.  The best three and the original
 features are then compared on the **choice rows**: under the honest protocol the **validation
@@ -55,7 +57,8 @@ from .config import FitConfig
 from .data import Dataset
 from .errors import FeatteamError
 from .evaluation import BOOTSTRAPS, Evaluator, bootstrap_resamples, make_model, paired_bootstrap
-from .expr import InvalidSequence, join_features, render_feature, split_features, to_postfix_text
+from .expr import BINARY, OPERATORS, InvalidSequence, join_features, render_feature, split_features, to_postfix_text
+from .expr.vocab import feature_token
 from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
 from .steps import STEPS
 from .versions import versions
@@ -66,6 +69,9 @@ logger = logging.getLogger(__name__)
 PREFIX_SIZES = (2, 4, 8, 12, 16, 24, 32)
 #: The feature bank holds this many times the most features a chosen transformation may have.
 BANK_BREADTH = 4
+#: The original columns (the most important to the search's forest beside the bank) whose pairs,
+#: under every binary operator, join the bank in the forest's order (``pairs:k``).
+PAIR_COLUMNS = 6
 #: Finalists compared on the choice rows (besides the original features).
 RESCORED = 3
 #: The label of the local search's result among the finalists (:func:`refine`).
@@ -114,11 +120,12 @@ def _modes_of_features(candidates: Sequence[Candidate]) -> dict[tuple[str, ...],
 
 
 def _described(feature: Sequence[str], modes: set[Mode], columns: list[str],
-               screen_gain: float | None = None) -> ChosenFeature:
+               screen_gain: float | None = None, source: str = "screen") -> ChosenFeature:
+    """``source``: where a feature no mode proposed comes from (the screen's search, or ``"pairs"``)."""
     ordered = [m for m in MODES if m in modes]
     return ChosenFeature(formula=render_feature(list(feature), columns), postfix=to_postfix_text(list(feature)),
-                         modes=[m.value for m in ordered] or ["screen"],
-                         steps=list(dict.fromkeys(STEP_OF_MODE[m] for m in ordered)) or ["screen"],
+                         modes=[m.value for m in ordered] or [source],
+                         steps=list(dict.fromkeys(STEP_OF_MODE[m] for m in ordered)) or [source],
                          screen_gain=None if screen_gain is None else round(screen_gain, 6))
 
 
@@ -173,16 +180,69 @@ def ranked_by_importance(bank: Sequence[tuple[list[str], ChosenFeature]],
     the downstream model has no ``feature_importances_``."""
     if len(bank) < 2:
         return []
+    importances = _importances([feature for feature, _ in bank], evaluator)
+    if importances is None:
+        return []
+    new = importances[len(importances) - len(bank):]
+    return [bank[i] for i in np.argsort(-new, kind="stable")]
+
+
+def _importances(features: Sequence[Sequence[str]], evaluator: Evaluator) -> np.ndarray | None:
+    """The importances of the original columns and then ``features`` to the search's forest fitted
+    on the search rows with all of them; None where the downstream model has no
+    ``feature_importances_``."""
     rows = evaluator.search_rows
-    X = evaluator.search_features(join_features([feature for feature, _ in bank]))
+    X = evaluator.search_features(join_features([list(f) for f in features])) if features else \
+        evaluator._features(None, rows, np.arange(len(rows)))
     model = make_model(evaluator.task, evaluator.model, n_trees=evaluator.search_trees,
                        tree_rows=evaluator.tree_rows(len(rows)), n_jobs=evaluator.n_jobs)
     model.fit(X, evaluator.y[rows])
     importances = getattr(model, "feature_importances_", None)
+    return None if importances is None else np.asarray(importances)
+
+
+def with_column_pairs(bank: Sequence[tuple[list[str], ChosenFeature]], evaluator: Evaluator,
+                      n_columns: int = PAIR_COLUMNS) -> list[tuple[list[str], ChosenFeature]]:
+    """The bank and every binary operator on each pair of the ``n_columns`` original columns most
+    important to the search's forest beside the bank (each in both orders where a model can tell
+    them apart), in the order of their importances to one forest fitted with all of them.
+
+    Why: a forest splits on one column at a time, so a sum or difference of two informative
+    columns gives it a direction it can only approximate by many splits.  The screen ranks such a
+    feature low - what a binned mean of it explains of the residual is small - and the bank, built
+    in the screen's order, leaves it out; on openml_586 the bank held only variants of one
+    interaction, and these pairs beside it scored higher on the search folds (BENCHMARKS.md,
+    "The bank with the pairs of the most important columns").  Features that are constant or
+    repeat a column on the search rows are left out.  Empty where the downstream model has no
+    ``feature_importances_``."""
+    importances = _importances([feature for feature, _ in bank], evaluator)
     if importances is None:
         return []
-    new = np.asarray(importances)[X.shape[1] - len(bank):]
-    return [bank[i] for i in np.argsort(-new, kind="stable")]
+    n_original = evaluator.X.shape[1]
+    top = [int(i) for i in np.argsort(-importances[:n_original], kind="stable")[:n_columns]]
+    columns = list(evaluator.dataset.X.columns)
+    combined = list(bank)
+    known = {tuple(feature) for feature, _ in bank}
+    # The new columns so far, to leave out a pair that repeats one (check_values' own test, one
+    # column at a time: checking the whole list again for each pair would cost its square).
+    values = list(evaluator.search_features(join_features([f for f, _ in bank])).T[n_original:]) if bank else []
+    for i, a in enumerate(top):
+        for b in top[i + 1:]:
+            for op in BINARY:
+                for first, second in ((a, b), (b, a)) if OPERATORS[op].ordered else ((a, b),):
+                    feature = [feature_token(first), feature_token(second), op]
+                    if tuple(feature) in known:
+                        continue
+                    try:  # constant, non-finite or an original column again
+                        column = evaluator.search_features(feature)[:, -1]
+                    except InvalidSequence:
+                        continue
+                    if any(np.allclose(column, other, rtol=1e-9, atol=1e-12) for other in values):
+                        continue
+                    known.add(tuple(feature))
+                    values.append(column)
+                    combined.append((feature, _described(feature, set(), columns, source="pairs")))
+    return ranked_by_importance(combined, evaluator)
 
 
 def best_of_each_mode(candidates: Sequence[Candidate]) -> dict[Mode, Candidate]:
@@ -222,7 +282,8 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
     # picks its best from them; the screen's order is cut at the same sizes.
     bank = feature_bank(candidates, evaluator, BANK_BREADTH * max_selected_features, pool)
     by_importance = ranked_by_importance(bank, evaluator)
-    for label, ordered in (("bank", bank), ("forest", by_importance)):
+    paired = with_column_pairs(bank, evaluator) if bank else []
+    for label, ordered in (("bank", bank), ("forest", by_importance), ("pairs", paired)):
         ordered = ordered[:max_selected_features]
         for size in sorted({s for s in PREFIX_SIZES if s < len(ordered)} | {len(ordered)} - {0}):
             tokens = join_features([feature for feature, _ in ordered[:size]])
@@ -362,7 +423,8 @@ def _estimate_method(evaluator: Evaluator, options: list[_Option], margin: float
 
 
 def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluator, protocol: str,
-           out: Path, original_search_score: float | None = None, max_selected_features: int = 12,
+           out: Path, original_search_score: float | None = None,
+           max_selected_features: int = FitConfig.max_selected_features,
            pool: Sequence[Sequence[str]] = (), choice_margin: float = FitConfig.choice_margin,
            refine_budget: int = FitConfig.refine_candidates) -> SelectionResult:
     """Choose the output among each mode's best, the feature bank's prefixes, the local search's

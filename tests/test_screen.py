@@ -12,7 +12,8 @@ from featteam.expr import Transformation, render_feature, split_features
 from featteam.expr.vocab import SEP
 from featteam.report import DataSummary, Finalist, RunReport, SelectionResult, summary_text
 from featteam.screen import FeatureScreen
-from featteam.selection import REFINED, _described, _Option, choose, paired_bootstrap, ranked_by_importance, refine, select
+from featteam.selection import (REFINED, _described, _Option, choose, paired_bootstrap, ranked_by_importance, refine,
+                                select, with_column_pairs)
 from featteam.transformer import FeatureTransformer
 
 
@@ -86,6 +87,28 @@ def test_the_forest_orders_the_bank_by_what_each_feature_adds_beside_the_others(
     assert ranked_by_importance(bank, no_importances) == []  # a model without importances: no forest order
 
 
+def test_the_pairs_of_the_most_important_columns_join_the_bank_in_the_forests_order():
+    dataset = prepare(_friedman(), "target")  # the target: 10 a b + 5 c; d and e are noise
+    evaluator = Evaluator(dataset, "honest", validation_size=0.2)
+    columns = list(dataset.X.columns)
+    noise = [(f, _described(f, set(), columns)) for f in (["f3", "f4", "*"], ["f4", "sin"])]
+    paired = with_column_pairs(noise, evaluator, n_columns=3)
+    features = [tuple(f) for f, _ in paired]
+    pairs = [f for f in features if f not in {("f3", "f4", "*"), ("f4", "sin")}]
+    # The three columns that matter, each pair under +, -, * and both orders of /, beside the bank.
+    assert len(features) == len(set(features)) == 2 + 3 * 5
+    assert {frozenset(f[:2]) for f in pairs} == {frozenset(p) for p in (("f0", "f1"), ("f0", "f2"), ("f1", "f2"))}
+    assert features[0] == ("f0", "f1", "*")  # the forest's order: the product it needs first
+    assert all(described.modes == ["pairs"] == described.steps for f, described in paired if tuple(f) in pairs)
+    assert paired == with_column_pairs(noise, evaluator, n_columns=3)  # the same every time
+    # A pair equal to a bank feature (the same sum, written in the other order) is left out.
+    written = [(f, _described(f, set(), columns)) for f in (["f1", "f0", "+"], ["f3", "sin"])]
+    every = [tuple(f) for f, _ in with_column_pairs(written, evaluator, n_columns=5)]
+    assert ("f0", "f1", "+") not in every and len(every) == len(set(every)) == 2 + 10 * 5 - 1
+    from sklearn.neighbors import KNeighborsRegressor
+    assert with_column_pairs(noise, Evaluator(dataset, "honest", model=KNeighborsRegressor())) == []
+
+
 def test_exploration_draws_from_the_pool_and_is_unchanged_without_one():
     pool = [("f0", "f1", "*"), ("f2", "sin")]
     explorer = Explorer(5, 48, 6, random_state=0, pool=pool)
@@ -124,7 +147,8 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
     result = select(candidates, dataset, evaluator, "honest", tmp_path, max_selected_features=4,
                     pool=[("f0", "f1", "/")])
     labels = [f.label for f in result.finalists]
-    assert labels[:4] == ["original", "teacher", "ml", "best:2"] and "bank:2" in labels and "forest:2" in labels
+    assert labels[:4] == ["original", "teacher", "ml", "best:2"]
+    assert {"bank:2", "forest:2", "pairs:2", "pairs:4"} <= set(labels)
     assert result.gain > 0.005 and result.estimate is not None and "validation rows" in result.estimate_method
     assert result.chosen in [f.label for f in result.finalists] and len(result.finalists[0].cv_scores) == 2
     chosen = next(f for f in result.finalists if f.label == result.chosen)
