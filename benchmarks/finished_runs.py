@@ -1,5 +1,5 @@
 """Finished runs resumed for analysis: the part the replay scripts (``choice_lab.py``,
-``paper_sizes.py``, ``refine_lab.py``, ``rescore_lab.py``, ``choice_rows_lab.py``, ...) share.
+``paper_sizes.py``, ``refine_lab.py``, ``rescore_lab.py``, ``choice_rows_lab.py``, ``nested_lab.py``, ...) share.
 Nothing is searched again: a run whose steps are not all done with this featteam is refused."""
 
 from __future__ import annotations
