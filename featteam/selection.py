@@ -18,8 +18,8 @@ the decoders never saw.  Each validation row is predicted out of fold (``n_split
 new partitions) by the search's forest fitted on the search rows and the other folds, so no
 prediction comes from a model that saw its row, and no row the features were picked on is
 scored.  Where the search scored a sample of half the rows outside the validation rows or fewer
-(``AT_SCALE_RATIO``), each validation row is instead predicted by the search's forest fitted on
-every training row outside the validation rows, at the scale of the deployed model: a feature
+(``AT_SCALE_RATIO``), each validation row is instead predicted by the deployed model (the reported
+score's forest) fitted on every training row outside the validation rows, at its own scale: a feature
 that helps a forest of a few thousand rows can add nothing to one of tens of thousands.  Each
 finalist's gain over the original features is its metric minus theirs on the same rows
 (averaged over the partitions, if any); its standard error comes from a paired bootstrap of
@@ -82,8 +82,8 @@ CHOICE_METHOD = ("{how} on the {n} {rows}, "
                  "{m} finalists each paired row by row with the original features; the largest gain{rule}; "
                  "standard errors from {b} bootstrap resamples of those rows; the test split is not used")
 OUT_OF_FOLD = "out-of-fold predictions of the search's forest ({k} folds, {r} new partitions)"
-AT_SCALE = ("predictions of the search's forest fitted on the {n_fit} training rows outside them (the search scored "
-            "a sample of {n_search}; the deployed model is fitted on every training row)")
+AT_SCALE = ("predictions of the deployed model's forest fitted on the {n_fit} training rows outside them "
+            "(the search scored a sample of {n_search}; the deployed model is fitted on every training row)")
 MARGIN = ", kept only when it exceeds {margin:g} standard error(s), else the original features"
 NO_MARGIN = ", kept when above zero, else the original features"
 PAPER_CHOICE_METHOD = ("the paper protocol: the best search score ({k}-fold cross-validation on {n} rows of the test "

@@ -114,10 +114,11 @@ def test_a_search_on_a_small_sample_chooses_at_the_deployed_models_scale(small_r
     assert evaluator.choice_repeats == 1 and list(evaluator.choice_rows) == list(validation)
     tokens = ["f0", "f1", "*"]
     predicted = evaluator.choice_predictions(tokens, 1)
-    # The search's forest (20 trees), fitted with the product on those rows, predicts the validation rows.
+    # The deployed model (the reported score's forest of 100 trees, not the search's 20), fitted with
+    # the product on those rows, predicts the validation rows.
     X = dataset.X.to_numpy(dtype=float)
     X = np.column_stack([X, X[:, 0] * X[:, 1]])
-    by_hand = RandomForestRegressor(n_estimators=20, random_state=0).fit(X[fit], dataset.y[fit]).predict(X[validation])
+    by_hand = RandomForestRegressor(random_state=0).fit(X[fit], dataset.y[fit]).predict(X[validation])
     np.testing.assert_allclose(predicted, by_hand)
     # The same for any n_jobs; a validation row's own target never reaches the model.
     moved = dataset.y.copy()
