@@ -489,19 +489,19 @@ class Evaluator:
         return 1 if self.choice_fit_rows is not None else CHOICE_REPEATS
 
     def choice_predictions(self, tokens: Sequence[str] | None, repeat: int) -> np.ndarray:
-        """Predictions for every choice row (:attr:`choice_rows`, in their order), each by the
-        search's forest fitted, with the transformation, on rows that do not hold it.
+        """Predictions for every choice row (:attr:`choice_rows`, in their order), each by a forest
+        fitted, with the transformation, on rows that do not hold it.
 
         - Where the search scored a sample of a much larger training split (:attr:`choice_fit_rows`):
           the deployed model (the reported score's forest, not the search's) fitted on every
-          training row outside the validation rows, as it is fitted on every training row.  A feature that helps a forest of a few thousand
-          rows can add nothing to one of tens of thousands, which learns the interaction from the
-          data itself (uci_credit_card: +0.009 on 2000 validation rows at the search's scale,
-          -0.0015 on the test split; BENCHMARKS.md).
-        - Otherwise, out of fold: the choice rows are partitioned into folds with seed
-          ``split_seed + repeat`` (``repeat`` >= 1: never the search's partition), and each fold
-          is predicted by the forest fitted on the other folds and - where the choice rows are
-          the validation rows - on the search rows too.
+          training row outside the validation rows, as it is fitted on every training row.  A
+          feature that helps a forest of a few thousand rows can add nothing to one of tens of
+          thousands, which learns the interaction from the data itself (uci_credit_card: +0.009
+          on 2000 validation rows at the search's scale, -0.0015 on the test split; BENCHMARKS.md).
+        - Otherwise, out of fold, by the search's forest: the choice rows are partitioned into
+          folds with seed ``split_seed + repeat`` (``repeat`` >= 1: never the search's
+          partition), and each fold is predicted by the forest fitted on the other folds and -
+          where the choice rows are the validation rows - on the search rows too.
 
         Every transformation predicted with the same ``repeat`` is fitted on the same rows, so
         predictions pair up row by row.
