@@ -50,7 +50,7 @@ def screen_procedure(evaluator: Any, rows: np.ndarray, config: Any) -> list[str]
     """The features the cheap procedure picks on ``rows`` alone (postfix tokens; empty: none)."""
     from featteam.expr import InvalidSequence, join_features
     from featteam.screen import FeatureScreen
-    from featteam.selection import BANK_BREADTH, PREFIX_SIZES, feature_bank, ranked_by_importance
+    from featteam.selection import BANK_BREADTH, feature_bank, prefix_sizes, ranked_by_importance
 
     proxy = on_rows(evaluator, rows)
     screen = proxy.screen = FeatureScreen(proxy, random_state=config.seed, n_jobs=1)
@@ -58,7 +58,7 @@ def screen_procedure(evaluator: Any, rows: np.ndarray, config: Any) -> list[str]
     bank = feature_bank([], proxy, BANK_BREADTH * config.max_selected_features, pool)
     ordered = (ranked_by_importance(bank, proxy) or bank)[:config.max_selected_features]
     best, best_score = [], proxy._cv_score(None)
-    for size in sorted({s for s in PREFIX_SIZES if s < len(ordered)} | {len(ordered)} - {0}):
+    for size in prefix_sizes(len(ordered)):
         tokens = join_features([feature for feature, _ in ordered[:size]])
         try:
             score = proxy.cv_score(tokens)

@@ -67,6 +67,14 @@ logger = logging.getLogger(__name__)
 
 #: Bank prefixes compared (cut at ``max_selected_features``).
 PREFIX_SIZES = (2, 4, 8, 12, 16, 24, 32)
+
+
+def prefix_sizes(n_features: int) -> list[int]:
+    """The sizes an ordered list of ``n_features`` features is cut at: each of
+    :data:`PREFIX_SIZES` below it, and all of it."""
+    return sorted({s for s in PREFIX_SIZES if s < n_features} | {n_features} - {0})
+
+
 #: The feature bank holds this many times the most features a chosen transformation may have.
 BANK_BREADTH = 4
 #: The original columns (the most important to the search's forest beside the bank) whose pairs,
@@ -171,16 +179,19 @@ def feature_bank(candidates: Sequence[Candidate], evaluator: Evaluator, max_feat
 
 
 def ranked_by_importance(bank: Sequence[tuple[list[str], ChosenFeature]],
-                         evaluator: Evaluator) -> list[tuple[list[str], ChosenFeature]]:
+                         evaluator: Evaluator,
+                         importances: np.ndarray | None = None) -> list[tuple[list[str], ChosenFeature]]:
     """The bank's features in the order of their importance to the search's forest fitted on the
     search rows with the original columns and every bank feature at once (OpenFE's second stage,
     with the downstream model's own importances): the screen judges each feature by what it
     explains alone, the forest by what it adds beside the others and the original columns - on
     the Friedman-type tables the forest's order is the better one (BENCHMARKS.md).  Empty where
-    the downstream model has no ``feature_importances_``."""
+    the downstream model has no ``feature_importances_``.  ``importances``: that forest's, where
+    the caller has fitted it (:func:`_importances`; else it is fitted here)."""
     if len(bank) < 2:
         return []
-    importances = _importances([feature for feature, _ in bank], evaluator)
+    if importances is None:
+        importances = _importances([feature for feature, _ in bank], evaluator)
     if importances is None:
         return []
     new = importances[len(importances) - len(bank):]
@@ -202,7 +213,8 @@ def _importances(features: Sequence[Sequence[str]], evaluator: Evaluator) -> np.
 
 
 def with_column_pairs(bank: Sequence[tuple[list[str], ChosenFeature]], evaluator: Evaluator,
-                      n_columns: int = PAIR_COLUMNS) -> list[tuple[list[str], ChosenFeature]]:
+                      n_columns: int = PAIR_COLUMNS,
+                      importances: np.ndarray | None = None) -> list[tuple[list[str], ChosenFeature]]:
     """The bank and every binary operator on each pair of the ``n_columns`` original columns most
     important to the search's forest beside the bank (each in both orders where a model can tell
     them apart), in the order of their importances to one forest fitted with all of them.
@@ -214,8 +226,10 @@ def with_column_pairs(bank: Sequence[tuple[list[str], ChosenFeature]], evaluator
     interaction, and these pairs beside it scored higher on the search folds (BENCHMARKS.md,
     "The bank with the pairs of the most important columns").  Features that are constant or
     repeat a column on the search rows are left out.  Empty where the downstream model has no
-    ``feature_importances_``."""
-    importances = _importances([feature for feature, _ in bank], evaluator)
+    ``feature_importances_``.  ``importances``: the bank's forest's, where the caller has fitted it
+    (:func:`_importances`; else it is fitted here)."""
+    if importances is None:
+        importances = _importances([feature for feature, _ in bank], evaluator)
     if importances is None:
         return []
     n_original = evaluator.X.shape[1]
@@ -281,11 +295,13 @@ def _options(candidates: Sequence[Candidate], best_of_mode: dict[Mode, Candidate
     # The bank holds more features than a transformation may (BANK_BREADTH x): the forest's order
     # picks its best from them; the screen's order is cut at the same sizes.
     bank = feature_bank(candidates, evaluator, BANK_BREADTH * max_selected_features, pool)
-    by_importance = ranked_by_importance(bank, evaluator)
-    paired = with_column_pairs(bank, evaluator) if bank else []
+    # One forest's importances order the bank and pick the columns whose pairs join it.
+    importances = _importances([feature for feature, _ in bank], evaluator) if bank else None
+    by_importance = ranked_by_importance(bank, evaluator, importances)
+    paired = with_column_pairs(bank, evaluator, importances=importances) if importances is not None else []
     for label, ordered in (("bank", bank), ("forest", by_importance), ("pairs", paired)):
         ordered = ordered[:max_selected_features]
-        for size in sorted({s for s in PREFIX_SIZES if s < len(ordered)} | {len(ordered)} - {0}):
+        for size in prefix_sizes(len(ordered)):
             tokens = join_features([feature for feature, _ in ordered[:size]])
             try:
                 options.append(_Option(f"{label}:{size}", tokens, [evaluator.cv_score(tokens)],
