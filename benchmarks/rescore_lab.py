@@ -35,7 +35,7 @@ from finished_runs import gain_on_test_split, remembered, replay_arguments, repl
 PARTITION_SEED = 100
 
 
-def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
+def replay(run_dir: Path, partitions: list[int], margin: float, max_features: int | None = None) -> list[dict]:
     from featteam.expr import InvalidSequence
     from featteam.selection import choose
 
@@ -44,7 +44,7 @@ def replay(run_dir: Path, partitions: list[int], margin: float) -> list[dict]:
         for name in ("choice_predictions", "final_score"):
             setattr(evaluator, name, remembered(getattr(evaluator, name)))
         original = evaluator.final_score(None)
-        finalists, _ = finished.finalists()
+        finalists, _ = finished.finalists(max_features)
         search_rows = evaluator.search_rows
         extra: list[list[float]] = [[] for _ in finalists]  # each finalist's score on each new partition
         rows = []
@@ -78,6 +78,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--choice-repeats", type=int, default=None,
                         help="new partitions of the validation rows the best three are compared on "
                              "(default: the fit's, 2)")
+    parser.add_argument("--max-features", type=int, default=None,
+                        help="most new features of a finalist (default: the run's own max_selected_features; "
+                             "a run made before a new default replays with it by this)")
     args = parser.parse_args(argv)
     if min(args.partitions) < 1:
         parser.error("--partitions: at least 1 (the search's own partition)")
@@ -88,7 +91,8 @@ def main(argv: list[str]) -> None:
     evaluation.CHOICE_REPEATS = args.choice_repeats or fits_repeats  # given back below: a caller's fits keep theirs
     try:
         for run_dir, rows in replay_into(args.out, args.runs,
-                                         lambda run_dir: replay(run_dir, args.partitions, args.margin)):
+                                         lambda run_dir: replay(run_dir, args.partitions, args.margin,
+                                                                      args.max_features)):
             print(run_dir.name, *(f"{r['partitions']}: {r['chosen']} {r['test_gain']:+.4f} ({r['seconds']} s)"
                                   for r in rows), sep="  ", flush=True)
     finally:

@@ -94,6 +94,13 @@ def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
     assert again["choice_repeats"] == 2 and again["chosen"] == report.result.chosen
     assert again["test_gain"] == pytest.approx(report.result.gain, abs=1e-12)
     assert json.loads((tmp_path / "repeats1.jsonl").read_text())["choice_repeats"] == 1
+    # A run made before a new default cap replays with it: no finalist compared holds more.
+    _script("rescore_lab").main([str(copy), "--partitions", "1", "--max-features", "2",
+                                 "--out", str(tmp_path / "cap2.jsonl")])
+    capped = json.loads((tmp_path / "cap2.jsonl").read_text())
+    assert capped["n_features"] <= 2
+    assert all(int(label.split(":")[1]) <= 2 for label in capped["compared"] if label.split(":")[0] in
+               {"bank", "forest", "pairs"})
 
     _script("choice_rows_lab").main([str(copy), "--out", str(tmp_path / "rows.jsonl")])
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
