@@ -17,6 +17,10 @@ partitions: ``AT_SCALE_RATIO``).
 
     python benchmarks/rescore_lab.py RUN_DIR [RUN_DIR ...] --partitions 1 2 3 --out lab.jsonl
     python benchmarks/rescore_lab.py RUN_DIR [RUN_DIR ...] --partitions 1 --choice-repeats 6 --out lab.jsonl
+    python benchmarks/rescore_lab.py RUN_DIR [RUN_DIR ...] --partitions 1 --max-features 24 --out lab.jsonl
+
+``--max-features`` replays a run made before a new default cap (``max_selected_features``) with it:
+``--partitions 1`` is then what a fit of today's code chooses, where the search did not change.
 
 Run it on a copy of the run directories: resuming appends to their score logs.
 """
