@@ -11,8 +11,9 @@ one forest fitted on the search rows with the original columns and the bank's fe
 operator on each pair of the :data:`PAIR_COLUMNS` original columns most important beside it
 (``pairs:k``, :func:`with_column_pairs`), the original features alone, and (``refine_candidates``
 above 0) the best of a local search around the best of them (:func:`refine`, ``refined``).
-All are scored by cross-validation on the search rows.  The best three and the original
-features are then compared on the **choice rows**: under the honest protocol the **validation
+All are scored by cross-validation on the search rows.  The best three, at most one of each
+kind (one ``pairs:k``, one ``bank:k``, one mode's best, ...), and the original features are then
+compared on the **choice rows**: under the honest protocol the **validation
 rows** - a share of the training split (``validation_size``) that the screen, the golden set and
 the decoders never saw.  Each validation row is predicted out of fold (``n_splits`` folds, on two
 new partitions) by the search's forest fitted on the search rows and the other folds, so no
@@ -390,11 +391,18 @@ def compare_on_choice_rows(options: list[_Option], indices: Sequence[int], evalu
     return list(predictions)
 
 
+def finalist_kind(label: str) -> str:
+    """The kind of a finalist: its label before the size (``"pairs"`` for ``pairs:12``); a mode's
+    best, ``"refined"`` and ``"original"`` are each a kind of their own."""
+    return label.split(":", 1)[0]
+
+
 def choose(options: list[_Option], evaluator: Evaluator, margin: float) -> _Option:
     """The chosen finalist (module docstring).  Honest protocol: the :data:`RESCORED` best on
-    the search folds and the original features (``options[0]``) are predicted on the choice rows
-    (:func:`compare_on_choice_rows`); each finalist's gain over
-    the original features and its standard error come from :func:`paired_bootstrap`.  The
+    the search folds, at most one of each kind (:func:`finalist_kind`), and the original features
+    (``options[0]``) are predicted on the choice rows (:func:`compare_on_choice_rows`); each
+    finalist's gain over the original features and its standard error come from
+    :func:`paired_bootstrap`.  The
     largest gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard
     errors (``margin`` 0: if it is above zero); otherwise the original.  Paper protocol: the best
     search score, the score the protocol reports, if it is above the original features' (the
@@ -406,12 +414,17 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float) -> _Opti
         return options[first[0]] if options[first[0]].gain > 0 else options[0]
     # The RESCORED best distinct finalists: a decoder that writes a golden example back, or a bank
     # prefix that equals a mode's best, is the same transformation under another label, and would
-    # take the slot of another finalist (the first label, in the order above, keeps it).
+    # take the slot of another finalist (the first label, in the order above, keeps it).  At most
+    # one of each kind (finalist_kind): the prefixes of one order share their first features, so
+    # three of them hedge the search folds' ranking less than three kinds do.
     finalists: list[int] = []
     seen: set[tuple[str, ...]] = {()}  # the original features' (compared anyway)
+    kinds: set[str] = set()
     for i in first:
-        if len(finalists) < RESCORED and tuple(options[i].tokens) not in seen:
+        kind = finalist_kind(options[i].label)
+        if len(finalists) < RESCORED and tuple(options[i].tokens) not in seen and kind not in kinds:
             seen.add(tuple(options[i].tokens))
+            kinds.add(kind)
             finalists.append(i)
     compared = compare_on_choice_rows(options, sorted(set(finalists) | {0}), evaluator)
     contenders = [i for i in compared if i != 0]

@@ -12,8 +12,8 @@ from featteam.expr import Transformation, render_feature, split_features
 from featteam.expr.vocab import SEP
 from featteam.report import DataSummary, Finalist, RunReport, SelectionResult, summary_text
 from featteam.screen import FeatureScreen
-from featteam.selection import (REFINED, _described, _Option, choose, paired_bootstrap, ranked_by_importance, refine,
-                                select, with_column_pairs)
+from featteam.selection import (REFINED, _described, _Option, choose, finalist_kind, paired_bootstrap,
+                                ranked_by_importance, refine, select, with_column_pairs)
 from featteam.transformer import FeatureTransformer
 
 
@@ -298,6 +298,36 @@ def test_the_finalists_compared_on_the_choice_rows_are_distinct(monkeypatch):
     choose(options(0.5), Honest(), margin=0.0)
     choose(options(0.95), Honest(), margin=0.0)
     assert compared == [[0, 1, 3, 4], [0, 1, 3, 4]]
+
+
+def test_the_finalists_compared_on_the_choice_rows_are_of_three_kinds(monkeypatch):
+    """The prefixes of one order share their first features: openml_616 at split 1 compared
+    ``pairs:12``, ``pairs:16`` and ``pairs:24`` (1.0-1.25 standard errors each) and kept the
+    original features, where ``bank:16``, fourth on the search folds, gained 2 standard errors.
+    The best of each kind is compared instead, in the search folds' order."""
+    import featteam.selection as selection
+
+    compared: list[list[str]] = []
+
+    def record(options, indices, evaluator):
+        compared.append([options[i].label for i in indices])
+        for i in indices:
+            options[i].gain, options[i].standard_error = (0.0, 0.0) if i == 0 else (0.01 * i, 0.001)
+        return list(indices)
+
+    monkeypatch.setattr(selection, "compare_on_choice_rows", record)
+
+    class Honest:
+        protocol = "honest"
+
+    labels = ["pairs:24", "pairs:16", "pairs:12", "forest:16", "forest:12", "bank:16", "explore"]
+    options = [_Option("original", [], [0.5], [])] + [
+        _Option(label, [f"f{i}", "log"], [0.9 - 0.01 * i], [None]) for i, label in enumerate(labels)]
+    chosen = choose(options, Honest(), margin=1.5)
+    assert compared == [["original", "pairs:24", "forest:16", "bank:16"]]
+    assert chosen.label == "bank:16"  # the largest gain of the three compared
+    assert [finalist_kind(label) for label in ("pairs:12", "explore", "refined", "original")] == [
+        "pairs", "explore", "refined", "original"]
 
 
 def test_the_transformation_that_adds_nothing_round_trips(tmp_path):
