@@ -303,8 +303,8 @@ def test_the_finalists_compared_on_the_choice_rows_are_distinct(monkeypatch):
 def test_the_finalists_compared_on_the_choice_rows_are_of_three_kinds(monkeypatch):
     """The prefixes of one order share their first features: openml_616 at split 1 compared
     ``pairs:12``, ``pairs:16`` and ``pairs:24`` (1.0-1.25 standard errors each) and kept the
-    original features, where ``bank:16``, fourth on the search folds, gained 2 standard errors.
-    The best of each kind is compared instead, in the search folds' order."""
+    original features, where ``bank:16``, the best ``bank:k`` (ninth on the search folds), gained
+    2 standard errors.  The best of each kind is compared instead, in the search folds' order."""
     import featteam.selection as selection
 
     compared: list[list[str]] = []
