@@ -402,11 +402,11 @@ def choose(options: list[_Option], evaluator: Evaluator, margin: float) -> _Opti
     the search folds, at most one of each kind (:func:`finalist_kind`), and the original features
     (``options[0]``) are predicted on the choice rows (:func:`compare_on_choice_rows`); each
     finalist's gain over the original features and its standard error come from
-    :func:`paired_bootstrap`.  The
-    largest gain wins (ties: fewer features, then the earlier) if it exceeds ``margin`` standard
-    errors (``margin`` 0: if it is above zero); otherwise the original.  Paper protocol: the best
-    search score, the score the protocol reports, if it is above the original features' (the
-    literature reports the best found).  The finalists compared are distinct transformations."""
+    :func:`paired_bootstrap`.  The largest gain wins (ties: fewer features, then the earlier) if it
+    exceeds ``margin`` standard errors (``margin`` 0: if it is above zero); otherwise the original.
+    Paper protocol: the best search score, the score the protocol reports, if it is above the
+    original features' (the literature reports the best found).  The finalists compared are
+    distinct transformations."""
     first = sorted(range(len(options)), key=lambda i: (-options[i].scores[0], len(options[i].features), i))
     if evaluator.protocol == "paper":
         for option in options:

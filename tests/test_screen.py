@@ -271,10 +271,14 @@ def test_the_local_search_adds_the_banks_useful_feature_and_drops_a_useless_one_
     assert first == [("f0", "f1", "+")]
 
 
-def test_the_finalists_compared_on_the_choice_rows_are_distinct(monkeypatch):
-    """A decoder that writes a golden example back gives one transformation under two labels: it
-    took two of the three slots of the comparison.  The original features took one when their
-    search score ranked them among the best three."""
+class _Honest:
+    protocol = "honest"
+
+
+@pytest.fixture
+def comparisons(monkeypatch) -> list[list[int]]:
+    """The indices each :func:`choose` compares on the choice rows; finalist ``i`` gains
+    ``0.01 * i`` there, with a standard error of 0.001."""
     import featteam.selection as selection
 
     compared: list[list[int]] = []
@@ -286,45 +290,34 @@ def test_the_finalists_compared_on_the_choice_rows_are_distinct(monkeypatch):
         return list(indices)
 
     monkeypatch.setattr(selection, "compare_on_choice_rows", record)
+    return compared
 
-    class Honest:
-        protocol = "honest"
 
+def test_the_finalists_compared_on_the_choice_rows_are_distinct(comparisons):
+    """A decoder that writes a golden example back gives one transformation under two labels: it
+    took two of the three slots of the comparison.  The original features took one when their
+    search score ranked them among the best three."""
     def options(original_score):
         tokens = [["f0", "f1", "*"], ["f0", "f1", "*"], ["f0", "f2", "+"], ["f1", "log"], ["f2", "sqrt"]]
         return [_Option("original", [], [original_score], [])] + [
             _Option(f"m{i}", t, [0.9 - 0.05 * i], [None]) for i, t in enumerate(tokens)]
 
-    choose(options(0.5), Honest(), margin=0.0)
-    choose(options(0.95), Honest(), margin=0.0)
-    assert compared == [[0, 1, 3, 4], [0, 1, 3, 4]]
+    choose(options(0.5), _Honest(), margin=0.0)
+    choose(options(0.95), _Honest(), margin=0.0)
+    assert comparisons == [[0, 1, 3, 4], [0, 1, 3, 4]]
 
 
-def test_the_finalists_compared_on_the_choice_rows_are_of_three_kinds(monkeypatch):
+def test_the_finalists_compared_on_the_choice_rows_are_of_three_kinds(comparisons):
     """The prefixes of one order share their first features: openml_616 at split 1 compared
     ``pairs:12``, ``pairs:16`` and ``pairs:24`` (1.0-1.25 standard errors each) and kept the
     original features, where ``bank:16``, the best ``bank:k`` (ninth on the search folds), gained
     2 standard errors.  The best of each kind is compared instead, in the search folds' order."""
-    import featteam.selection as selection
-
-    compared: list[list[str]] = []
-
-    def record(options, indices, evaluator):
-        compared.append([options[i].label for i in indices])
-        for i in indices:
-            options[i].gain, options[i].standard_error = (0.0, 0.0) if i == 0 else (0.01 * i, 0.001)
-        return list(indices)
-
-    monkeypatch.setattr(selection, "compare_on_choice_rows", record)
-
-    class Honest:
-        protocol = "honest"
-
     labels = ["pairs:24", "pairs:16", "pairs:12", "forest:16", "forest:12", "bank:16", "explore"]
     options = [_Option("original", [], [0.5], [])] + [
         _Option(label, [f"f{i}", "log"], [0.9 - 0.01 * i], [None]) for i, label in enumerate(labels)]
-    chosen = choose(options, Honest(), margin=1.5)
-    assert compared == [["original", "pairs:24", "forest:16", "bank:16"]]
+    chosen = choose(options, _Honest(), margin=1.5)
+    assert [[options[i].label for i in indices] for indices in comparisons] == [
+        ["original", "pairs:24", "forest:16", "bank:16"]]
     assert chosen.label == "bank:16"  # the largest gain of the three compared
     assert [finalist_kind(label) for label in ("pairs:12", "explore", "refined", "original")] == [
         "pairs", "explore", "refined", "original"]
