@@ -15,6 +15,7 @@ import pytest
 from featteam import evaluation
 from featteam.config import FitConfig
 from featteam.pipeline import Run
+from featteam.selection import finalist_kind
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = dict(n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0), beam=2, latent_epochs=30,
@@ -99,8 +100,8 @@ def test_the_replay_scripts_give_back_the_fits_choice(finished_run, tmp_path):
                                  "--out", str(tmp_path / "cap2.jsonl")])
     capped = json.loads((tmp_path / "cap2.jsonl").read_text())
     assert capped["n_features"] <= 2
-    assert all(int(label.split(":")[1]) <= 2 for label in capped["compared"] if label.split(":")[0] in
-               {"bank", "forest", "pairs"})
+    assert all(int(label.split(":")[1]) <= 2 for label in capped["compared"]
+               if finalist_kind(label) in {"bank", "forest", "pairs"})
 
     _script("choice_rows_lab").main([str(copy), "--out", str(tmp_path / "rows.jsonl")])
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
