@@ -8,17 +8,39 @@ featteam is more than 0.005 below the original features (with each gain's standa
 the test rows, where the results record it); each single mode's mean gain (when the
 results hold the mode rows: ``--methods ... teaming ml student teacher``); the median fit times;
 and, with several seeds, each method's mean spread (population standard deviation over seeds).
+Where the results record the gains' standard errors, it also prints how many of the wins and
+losses against OpenFE are beyond two standard errors of their difference, and each loss's z.
 """
 
 from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pandas as pd
 
 from featteam.bench.report import TIE  # the bench report's own tie
 
 BELOW = 0.005
+#: |difference| / its standard error beyond which a win or loss is more than one test split's noise.
+SURE = 1.96
+
+
+def _noise_of_the_count(difference: pd.Series, featteam_se: pd.Series, openfe_se: pd.Series) -> None:
+    """How many of the wins and losses one test split can tell from noise: each table's
+    difference featteam - OpenFE over its standard error, taken as the two gains' errors added in
+    quadrature.  Exact where featteam kept the original features (its gain is 0 on every
+    resample); elsewhere usually too large, since both gains are paired with the same original
+    predictions on the same rows, which tends to move them together."""
+    error = np.sqrt(featteam_se.fillna(0) ** 2 + openfe_se.fillna(0) ** 2)
+    z = (difference / error.where(error > 0)).dropna()
+    decided = z[z.abs() > SURE]
+    print(f"  beyond {SURE} standard errors of the difference (the rest one test split cannot tell apart): "
+          f"W {(decided > 0).sum()}, L {(decided < 0).sum()} of the {len(z)} tables with one")
+    lost = z[difference.loc[z.index] < -TIE].sort_values()
+    if len(lost):
+        print("  the losses, difference (its z): "
+              + ", ".join(f"{t} {difference[t]:+.4f} ({z[t]:+.2f})" for t in lost.index))
 
 
 def main(path: str) -> None:
@@ -56,6 +78,8 @@ def main(path: str) -> None:
         if len(breaches) and "featteam" in errors:
             print("  featteam below the floor, gain ± its standard error: "
                   + ", ".join(f"{t} {below[t]:+.4f} ± {errors.loc[t, 'featteam']:.4f}" for t in breaches))
+        if {"featteam", "openfe"} <= set(errors):
+            _noise_of_the_count(difference, errors.loc[both, "featteam"], errors.loc[both, "openfe"])
     for method in ("featteam", "teaming", "ml", "student", "teacher", "openfe"):
         if method in scores:
             tables = scores[method].dropna().index
