@@ -49,6 +49,8 @@ def writable(formulas: list[str], columns: list[str]) -> list[list[str]]:
 
     features = []
     for text in formulas:
+        if any(int(i) >= len(columns) for i in re.findall(r"\bx(\d+)\b", text)):
+            continue  # a column the run's table has not: not the same table
         named = re.sub(r"\bx(\d+)\b", lambda match: quote_name(columns[int(match.group(1))]), text)
         try:
             features.append(parse_infix(named, columns))

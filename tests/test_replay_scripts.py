@@ -1,5 +1,6 @@
 """The analysis scripts that replay the choice on finished runs (benchmarks/choice_lab.py,
-refine_lab.py, choice_brier.py, rescore_lab.py, choice_rows_lab.py, nested_lab.py): they read featteam's
+refine_lab.py, choice_brier.py, rescore_lab.py, choice_rows_lab.py, nested_lab.py,
+peer_columns_lab.py): they read featteam's
 selection internals, so a change there must not break them unseen."""
 
 import importlib.util
@@ -137,3 +138,34 @@ def test_the_nested_lab_picks_each_folds_features_on_the_other_folds_alone(finis
         evaluator.y = evaluator.y.copy()
         evaluator.y[others] = np.random.default_rng(0).permutation(evaluator.y[others])
         assert lab.screen_procedure(evaluator, rows, config) == picked
+
+
+def test_the_peer_lab_writes_the_peers_columns_it_can_and_leaves_out_the_rest():
+    lab = _script("peer_columns_lab")
+    columns = ["age years", "b", "c"]
+    # OpenFE names the i-th column xi; a name with a space must be quoted to parse; max and
+    # residual are OpenFE's alone; x10 names no column of a three-column table.
+    written = lab.writable(["(x0*x1)", "max(x1,x2)", "log(x2)", "residual(x0)", "(x10+x1)"], columns)
+    assert written == [["f0", "f1", "*"], ["f2", "log"]]
+
+
+@pytest.mark.slow
+def test_the_peer_lab_compares_the_peers_columns_as_the_choice_compares_its_finalists(finished_run, tmp_path):
+    run_dir, report = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    pd.DataFrame([{"dataset": report.data.name, "method": "openfe", "status": "ok",
+                   "formulas": "(x0*x1); max(x2,x3); log(x2)"},
+                  {"dataset": report.data.name, "method": "featteam", "status": "ok", "formulas": "(x3-x2)"}]
+                 ).to_csv(bench / "results.csv", index=False)
+    _script("peer_columns_lab").main([str(bench), str(copy), "--out", str(tmp_path / "peer.jsonl")])
+    rows = {row["label"]: row for row in map(json.loads, (tmp_path / "peer.jsonl").read_text().splitlines())}
+    compared = {f.label: f for f in report.result.finalists if f.gain is not None and f.label != "original"}
+    assert set(rows) == set(compared) | {"ofe_writable(2)", "ofe_first"}
+    for label, finalist in compared.items():  # the fit's own comparison, reproduced
+        assert rows[label]["gain"] == pytest.approx(finalist.gain, abs=1e-6)
+        assert rows[label]["se"] == pytest.approx(finalist.standard_error, abs=1e-6)
+    for label in ("ofe_writable(2)", "ofe_first"):
+        assert np.isfinite(rows[label]["gain"]) and rows[label]["se"] > 0 and np.isfinite(rows[label]["test_gain"])
