@@ -314,6 +314,11 @@ class SelectionResult:
     #: transformations the local search around the best finalist scored (``refine_candidates``;
     #: its result, when it beat its start, is the finalist "refined")
     refinement_scored: int = 0
+    #: where the choice's time went, in seconds: ``per_mode`` (each mode's best scored under the
+    #: protocol, for the report), ``finalists`` (assembled and scored on the search folds, the
+    #: local search's included), ``compared`` (the best of them on the choice rows), ``output``
+    #: (the chosen transformation scored, fitted on the training split and saved)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 # -- the run ---------------------------------------------------------------------------
@@ -400,6 +405,25 @@ def _gain_text(finalist: Finalist) -> str:
     return f"{finalist.gain:+.4f}{error}"
 
 
+def _time_text(report: RunReport) -> str:
+    """Where a finished run's seconds went: the screen, each step run (a step already done when
+    the run resumed took none), the choice and its parts."""
+    parts = []
+    if report.screen:
+        parts.append(f"screen {report.screen.seconds:.0f}")
+    parts += [f"{name} {seconds:.0f}" for name, seconds in report.step_seconds.items()]
+    choice = report.result.seconds if report.result else {}
+    if choice:
+        inside = ", ".join(f"{PART_NAMES.get(name, name)} {seconds:.0f}" for name, seconds in choice.items())
+        parts.append(f"choice {sum(choice.values()):.0f} ({inside})")
+    return f"time: {report.seconds:.0f} s in all" + (f"; {', '.join(parts)}" if parts else "")
+
+
+#: The choice's parts (``SelectionResult.seconds``) as the summary names them.
+PART_NAMES = {"per_mode": "each mode's best scored", "finalists": "finalists on the search folds",
+              "compared": "compared on the choice rows", "output": "the output fitted and saved"}
+
+
 def summary_text(report: RunReport, out: str | Path) -> str:
     """The run's summary as a person reads it (what ``featteam fit`` prints)."""
     lines: list[str] = []
@@ -483,6 +507,8 @@ def summary_text(report: RunReport, out: str | Path) -> str:
             lines.append(f"the paper protocol searched and reported on the test split: {result.scored_on_test_split} "
                          "transformations were scored there, and the best reported (optimistic; the honest protocol "
                          "is the estimate to trust)")
+        if report.seconds is not None:
+            lines.append(_time_text(report))
         lines.append(f"written: {out}/transformation.json (apply with `featteam transform`), report.json, "
                      "candidates.jsonl, scores_by_mode.png")
     else:

@@ -46,6 +46,7 @@ on the test split, the score the protocol reports) is kept if it beats the origi
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
@@ -467,6 +468,7 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
     if not candidates:
         raise FeatteamError("no valid candidate was found")
     columns = list(dataset.X.columns)
+    clock = _Stopwatch()
     original = evaluator.final_score(None)
     per_mode: dict[str, ModeResult] = {}
     best_of_mode = best_of_each_mode(candidates)
@@ -476,11 +478,14 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
             n_candidates=len(scores), best_search_score=best.score, median_search_score=median(scores),
             formulas=[render_feature(f, columns) for f in split_features(best.tokens)],
             final_score=evaluator.final_score(best.tokens))
+    clock.lap("per_mode")
     options, bank = _options(candidates, best_of_mode, evaluator, max_selected_features, pool, columns)
     refined, refinement = refine(options, bank, evaluator, max_selected_features, refine_budget)
     if refined is not None:
         options.append(refined)
+    clock.lap("finalists")
     chosen = choose(options, evaluator, choice_margin)
+    clock.lap("compared")
     final = original if not chosen.tokens else evaluator.final_score(chosen.tokens)
     gain_error = _test_gain_standard_error(evaluator, chosen.tokens)
     # A mode's best or the original features keep their label; every assembly (best:k, bank:k,
@@ -499,6 +504,7 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
                    title=f"{dataset.name}: candidate search scores by mode")
     if not chosen.tokens:
         logger.info("no transformation beat the original features where the output is chosen: none is added")
+    clock.lap("output")
     return SelectionResult(
         original_score=original, score=final, gain=final - original, mode=mode, search_score=chosen.scores[0],
         formulas=transformation.formulas, postfix=transformation.postfix, per_mode=per_mode,
@@ -510,7 +516,21 @@ def select(candidates: Sequence[Candidate], dataset: Dataset, evaluator: Evaluat
                             estimate=round(o.estimate, 6), gain=_rounded(o.gain),
                             standard_error=_rounded(o.standard_error),
                             formulas=[feature.formula for feature in o.features]) for o in options],
-        gain_standard_error=_rounded(gain_error))
+        gain_standard_error=_rounded(gain_error), seconds=clock.laps)
+
+
+class _Stopwatch:
+    """Seconds between calls of :meth:`lap`, each under its name (the report's
+    ``SelectionResult.seconds``)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 2)
+        self._last = now
 
 
 def _test_gain_standard_error(evaluator: Evaluator, tokens: Sequence[str]) -> float | None:

@@ -286,8 +286,12 @@ def test_a_step_run_again_removes_the_output_chosen_before_it(tmp_path, table):
     config = FitConfig.from_preset("quick", n_golden=16, teacher="none", search_top_k=2, step_sizes=(1.0, 4.0),
                                    beam=2, latent_epochs=20, student_epochs=1, student_samples=4)
     out = tmp_path / "r"
-    assert Run(out, path, "y", config, n_jobs=1, progress=False).execute().result is not None
-    assert (out / "transformation.json").exists()
+    first = Run(out, path, "y", config, n_jobs=1, progress=False).execute()
+    assert first.result is not None and (out / "transformation.json").exists()
+    # The summary says where the fit's time went, and the report keeps the choice's parts.
+    timing = next(line for line in summary_text(first, out).splitlines() if line.startswith("time: "))
+    assert all(part in timing for part in ("screen ", "golden ", "student ", "choice ", "compared on the choice rows"))
+    assert RunReport.load(out / "report.json").result.seconds == first.result.seconds
     again = Run(out, path, "y", dataclasses.replace(config, n_golden=20), n_jobs=1, progress=False)
     report = again.execute(stop_after="golden")
     assert report.result is None and not (out / "transformation.json").exists()

@@ -153,6 +153,9 @@ def test_the_output_is_assembled_from_the_bank_with_where_each_feature_came_from
     assert result.chosen in [f.label for f in result.finalists] and len(result.finalists[0].cv_scores) == 2
     chosen = next(f for f in result.finalists if f.label == result.chosen)
     assert chosen.gain > chosen.standard_error > 0  # kept: more than one standard error over the original
+    # Where the choice's time went, part by part, in the order the parts ran.
+    assert list(result.seconds) == ["per_mode", "finalists", "compared", "output"]
+    assert all(seconds >= 0 for seconds in result.seconds.values())
     product = [f for f in result.features if f.postfix == "[f0 f1 *]"]
     assert product and product[0].modes == ["ml"] and product[0].steps == ["latent"]
     # Every finalist carries its formulas over the table's columns, which FeatureTransformer applies.
