@@ -1,7 +1,7 @@
 """The analysis scripts that replay the choice on finished runs (benchmarks/choice_lab.py,
 refine_lab.py, choice_brier.py, rescore_lab.py, choice_rows_lab.py, nested_lab.py,
-peer_columns_lab.py): they read featteam's
-selection internals, so a change there must not break them unseen."""
+peer_columns_lab.py): they read featteam's selection internals, so a change there must not
+break them unseen."""
 
 import importlib.util
 import json
