@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import re
 import sys
 from pathlib import Path
 
@@ -41,34 +39,34 @@ def peer_formulas(bench_dir: Path, method: str = "openfe") -> dict[str, list[str
                 if row["method"] == method and row["status"] == "ok" and row["formulas"]}
 
 
-def writable(formulas: list[str], columns: list[str]) -> list[list[str]]:
-    """The formulas featteam's language can write, parsed (OpenFE names a table's i-th column
-    ``xi``: featteam.bench.peers)."""
+def writable(formulas: list[str], n_columns: int) -> list[list[str]]:
+    """The formulas featteam's language can write, parsed over the names the peers gave the
+    table's ``n_columns`` columns (:func:`featteam.bench.peers.peer_column_names`)."""
+    from featteam.bench.peers import peer_column_names
     from featteam.expr import InvalidSequence
-    from featteam.expr.sequence import parse_infix, quote_name
+    from featteam.expr.sequence import parse_infix
 
+    names = peer_column_names(range(n_columns))
     features = []
     for text in formulas:
-        if any(int(i) >= len(columns) for i in re.findall(r"\bx(\d+)\b", text)):
-            continue  # a column the run's table has not: not the same table
-        named = re.sub(r"\bx(\d+)\b", lambda match: quote_name(columns[int(match.group(1))]), text)
         try:
-            features.append(parse_infix(named, columns))
-        except InvalidSequence:  # an operator featteam has not (max, residual, GroupByThen...)
+            features.append(parse_infix(text, names))
+        except InvalidSequence:  # an operator featteam has not (max, residual, ...) or a column the table has not
             pass
     return features
 
 
 def compared_with_peer(run_dir: Path, formulas: dict[str, list[str]]) -> list[dict]:
     from featteam.expr import join_features
+    from featteam.report import RunReport
     from featteam.selection import _Option, compare_on_choice_rows
 
     with resumed(run_dir, "honest") as finished:
         dataset, evaluator = finished.dataset, finished.evaluator
         options, _ = finished.finalists()
-        report = json.loads((run_dir / "report.json").read_text())["result"]
-        compared = {f["label"] for f in report["finalists"] if f["gain"] is not None and f["label"] != "original"}
-        peer = writable(formulas.get(dataset.name, []), list(dataset.X.columns))
+        result = RunReport.load(run_dir / "report.json").result
+        compared = {f.label for f in result.finalists if f.gain is not None and f.label != "original"}
+        peer = writable(formulas.get(dataset.name, []), dataset.X.shape[1])
         extra = [_Option(f"ofe_writable({len(peer)})", join_features(peer), [0.0], []),
                  _Option("ofe_first", join_features(peer[:1]), [0.0], [])] if peer else []
         lined_up = [options[0]] + [o for o in options if o.label in compared] + extra

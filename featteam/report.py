@@ -405,6 +405,11 @@ def _gain_text(finalist: Finalist) -> str:
     return f"{finalist.gain:+.4f}{error}"
 
 
+#: The choice's parts (``SelectionResult.seconds``) as the summary names them.
+PART_NAMES = {"per_mode": "each mode's best scored", "finalists": "finalists on the search folds",
+              "compared": "compared on the choice rows", "output": "the output fitted and saved"}
+
+
 def _time_text(report: RunReport) -> str:
     """Where a finished run's seconds went: the screen, each step run (a step already done when
     the run resumed took none), the choice and its parts."""
@@ -417,11 +422,6 @@ def _time_text(report: RunReport) -> str:
         inside = ", ".join(f"{PART_NAMES.get(name, name)} {seconds:.0f}" for name, seconds in choice.items())
         parts.append(f"choice {sum(choice.values()):.0f} ({inside})")
     return f"time: {report.seconds:.0f} s in all" + (f"; {', '.join(parts)}" if parts else "")
-
-
-#: The choice's parts (``SelectionResult.seconds``) as the summary names them.
-PART_NAMES = {"per_mode": "each mode's best scored", "finalists": "finalists on the search folds",
-              "compared": "compared on the choice rows", "output": "the output fitted and saved"}
 
 
 def summary_text(report: RunReport, out: str | Path) -> str:

@@ -142,10 +142,9 @@ def test_the_nested_lab_picks_each_folds_features_on_the_other_folds_alone(finis
 
 def test_the_peer_lab_writes_the_peers_columns_it_can_and_leaves_out_the_rest():
     lab = _script("peer_columns_lab")
-    columns = ["age years", "b", "c"]
-    # OpenFE names the i-th column xi; a name with a space must be quoted to parse; max and
-    # residual are OpenFE's alone; x10 names no column of a three-column table.
-    written = lab.writable(["(x0*x1)", "max(x1,x2)", "log(x2)", "residual(x0)", "(x10+x1)"], columns)
+    # OpenFE names the i-th column xi; max and residual are OpenFE's alone; x10 names no column
+    # of a three-column table.
+    written = lab.writable(["(x0*x1)", "max(x1,x2)", "log(x2)", "residual(x0)", "(x10+x1)"], 3)
     assert written == [["f0", "f1", "*"], ["f2", "log"]]
 
 

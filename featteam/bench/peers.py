@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,15 @@ logger = logging.getLogger(__name__)
 OPENFE_TOP_K = 10
 
 
+def peer_column_names(columns: Iterable[int]) -> list[str]:
+    """The names the peers see for the table's columns ``columns``, and write into their formulas:
+    plain ``x<index in the table>`` (autofeat parses column names with sympy)."""
+    return [f"x{i}" for i in columns]
+
+
 def _frame(X: np.ndarray, columns: np.ndarray | None = None) -> pd.DataFrame:
-    # Plain names (x<index in the table>): autofeat parses column names with sympy, OpenFE writes
-    # them into formulas.
     columns = np.arange(X.shape[1]) if columns is None else columns
-    return pd.DataFrame(X[:, columns], columns=[f"x{i}" for i in columns])
+    return pd.DataFrame(X[:, columns], columns=peer_column_names(columns))
 
 
 def _openfe_compatible() -> None:
