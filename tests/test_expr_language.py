@@ -332,3 +332,65 @@ def test_fold_postfix_passes_positions_in_the_whole_sequence():
     with pytest.raises(InvalidSequence) as info:
         fold_postfix(["f0", "f1"], leaf, apply)
     assert info.value.kind == ErrorKind.LEFTOVER_OPERANDS
+
+
+def _check_values_pair_by_pair(new: np.ndarray, original: np.ndarray) -> str | None:
+    """check_values as it was before it screened pairs on a few rows: every pair compared whole
+    with np.allclose, in order; the message of the first failure (None: the columns pass)."""
+    from featteam.expr.program import DUPLICATE_ATOL, DUPLICATE_RTOL
+
+    if not np.all(np.isfinite(new)):
+        return "a new feature has non-finite values"
+    for j in range(new.shape[1]):
+        if not np.ptp(new[:, j]) > 1e-12 * max(1.0, float(np.abs(new[:, j]).max())):
+            return f"new feature {j + 1} is constant"
+    for j in range(new.shape[1]):
+        for k in range(j):
+            if np.allclose(new[:, j], new[:, k], rtol=DUPLICATE_RTOL, atol=DUPLICATE_ATOL):
+                return f"new feature {j + 1} equals new feature {k + 1}"
+        for k in range(original.shape[1]):
+            if np.allclose(new[:, j], original[:, k], rtol=DUPLICATE_RTOL, atol=DUPLICATE_ATOL):
+                return f"new feature {j + 1} equals an original column"
+    return None
+
+
+@st.composite
+def _columns_with_near_copies(draw):
+    """A table and new columns, some of them copies of other columns that differ only after the
+    rows check_values screens on, or by less than its tolerance, or not at all."""
+    n_rows = draw(st.integers(1, 40))
+    values = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+    original = draw(arrays(np.float64, (n_rows, draw(st.integers(0, 4))), elements=values))
+    new = draw(arrays(np.float64, (n_rows, draw(st.integers(1, 5))), elements=values))
+    pool = np.hstack([original, new])
+    for j in range(new.shape[1]):
+        how = draw(st.sampled_from(["own", "copy", "copy, changed late", "copy, within tolerance"]))
+        if how == "own" or not j + original.shape[1]:
+            continue
+        source = pool[:, draw(st.integers(0, j + original.shape[1] - 1))].copy()
+        if how == "copy, changed late":
+            source[draw(st.integers(0, n_rows - 1))] += draw(st.sampled_from([1.0, 1e-6, -3.5]))
+        elif how == "copy, within tolerance":
+            source = source * (1 + 1e-12)
+        new[:, j] = source
+        pool[:, original.shape[1] + j] = source
+    if draw(st.booleans()) and original.size:  # the original columns are not checked for finiteness
+        original[draw(st.integers(0, n_rows - 1)), 0] = draw(st.sampled_from([np.inf, -np.inf, np.nan]))
+    return new, original
+
+
+@settings(max_examples=300, deadline=None)
+@given(_columns_with_near_copies())
+def test_check_values_reports_what_comparing_every_pair_whole_reports(columns):
+    """Screening the pairs on a few rows first changes nothing: the same columns pass, and a
+    rejected transformation is rejected with the same message (the first duplicate in order)."""
+    from featteam.expr import check_values
+
+    new, original = columns
+    expected = _check_values_pair_by_pair(new, original)
+    try:
+        check_values(new, original)
+    except InvalidSequence as exc:
+        assert exc.detail == expected
+    else:
+        assert expected is None
