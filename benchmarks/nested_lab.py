@@ -43,6 +43,7 @@ def on_rows(evaluator: Any, rows: np.ndarray) -> Any:
     proxy.search_rows = np.asarray(rows)
     proxy.folds = proxy._make_folds(proxy.search_rows)
     proxy.screen = None
+    proxy._unlimited_scores = {}  # cv_score's scores were made on the evaluator's own rows
     return proxy
 
 

@@ -274,6 +274,10 @@ class Evaluator:
         #: honest protocol: each reported transformation's predictions of the test rows (the
         #: original features' are needed by every gain; fitted once each)
         self._test_predictions: dict[tuple[str, ...], np.ndarray] = {}
+        #: :meth:`cv_score`'s scores by transformation: the choice's finalists and its local search
+        #: meet the same transformation under several labels (a bank prefix that is also a forest
+        #: prefix), and each score is a cross-validated forest
+        self._unlimited_scores: dict[tuple[str, ...], float] = {}
         #: the cheap screen candidates pass before they are scored (featteam.screen; set by the run, or None)
         self.screen: "FeatureScreen | None" = None
         self.n_scored = 0
@@ -477,9 +481,12 @@ class Evaluator:
         output may hold more features than one candidate), on the search folds.
 
         Raises InvalidSequence when a new column is constant, duplicate or non-finite."""
-        if tokens:
-            self._check_unlimited(tokens)
-        return self._cv_score(tokens)
+        key = tuple(tokens or ())
+        if key not in self._unlimited_scores:
+            if tokens:
+                self._check_unlimited(tokens)
+            self._unlimited_scores[key] = self._cv_score(tokens)
+        return self._unlimited_scores[key]
 
     @property
     def choice_repeats(self) -> int:
@@ -647,7 +654,7 @@ class Evaluator:
         rows = self.search_rows
         state.update(X=self.X[rows], y=self.y[rows], search_rows=np.arange(len(rows)), dataset=None,
                      train_rows=None, test_rows=None, protocol_rows=None, validation_rows=None, choice_rows=None,
-                     choice_fit_rows=None, cache={}, _test_predictions={}, screen=None, engine=None, cache_path=None)
+                     choice_fit_rows=None, cache={}, _test_predictions={}, _unlimited_scores={}, screen=None, engine=None, cache_path=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from featteam.config import FitConfig
 from featteam.data import load_dataset, prepare
 from featteam.errors import FeatteamError
 from featteam.evaluation import AT_SCALE_RATIO, Evaluator, f1_weighted, one_minus_rae
-from featteam.expr import ErrorKind, Transformation, join_features
+from featteam.expr import ErrorKind, InvalidSequence, Transformation, join_features
 
 
 def _references(shared):
@@ -50,6 +50,32 @@ def test_scores_are_cached_and_independent_of_n_jobs(small_regression):
     assert serial[2].error == ErrorKind.CONSTANT_FEATURE
     assert serial[3].error == ErrorKind.ARITY
     assert serial[0].score > Evaluator(dataset, "honest").score_original()
+
+
+
+def test_an_assembled_transformation_is_cross_validated_once(small_regression, monkeypatch):
+    """cv_score (the choice's finalists and its local search, which meet one transformation
+    under several labels) fits its forests once per transformation; an invalid one is refused
+    each time it is asked for, and a search score of a longer transformation is not confused with
+    it (score() keeps the search's limits)."""
+    dataset = prepare(small_regression, "target")
+    evaluator = Evaluator(dataset, "honest", n_jobs=1)
+    fitted = []
+    cross_validate = evaluator._cv_score
+    monkeypatch.setattr(evaluator, "_cv_score", lambda tokens, *rest: fitted.append(tuple(tokens or ()))
+                        or cross_validate(tokens, *rest))
+    tokens = join_features([["f0", "f1", "*"], ["f2", "log"]])
+    first = evaluator.cv_score(tokens)
+    assert evaluator.cv_score(list(tokens)) == first and fitted == [tuple(tokens)]
+    assert evaluator.score(tokens).score == first  # the same folds and forest: the same number
+    for _ in range(2):
+        with pytest.raises(InvalidSequence):
+            evaluator.cv_score(["f0", "f0", "-"])
+    assert fitted.count(("f0", "f0", "-")) == 2
+    many = join_features([["f0", "f1", "*"], ["f2", "log"], ["f0", "f2", "+"], ["f1", "f2", "-"],
+                          ["f0", "sqrt"], ["f1", "log"], ["f2", "f0", "/"]])
+    assert np.isfinite(evaluator.cv_score(many))  # beyond the search's limits: cv_score takes it
+    assert evaluator.score(many).error is not None and evaluator.score(many).score is None
 
 
 def test_honest_protocol_never_uses_test_rows_for_search(small_regression):
