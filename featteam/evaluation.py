@@ -654,7 +654,8 @@ class Evaluator:
         rows = self.search_rows
         state.update(X=self.X[rows], y=self.y[rows], search_rows=np.arange(len(rows)), dataset=None,
                      train_rows=None, test_rows=None, protocol_rows=None, validation_rows=None, choice_rows=None,
-                     choice_fit_rows=None, cache={}, _test_predictions={}, _unlimited_scores={}, screen=None, engine=None, cache_path=None)
+                     choice_fit_rows=None, cache={}, _test_predictions={}, _unlimited_scores={}, screen=None, engine=None,
+                     cache_path=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -60,6 +60,7 @@ from .data import Dataset
 from .errors import FeatteamError
 from .evaluation import BOOTSTRAPS, Evaluator, bootstrap_resamples, make_model, paired_bootstrap
 from .expr import BINARY, OPERATORS, InvalidSequence, join_features, render_feature, split_features, to_postfix_text
+from .expr.program import DUPLICATE_ATOL, DUPLICATE_RTOL
 from .expr.vocab import feature_token
 from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
 from .steps import STEPS
@@ -253,7 +254,7 @@ def with_column_pairs(bank: Sequence[tuple[list[str], ChosenFeature]], evaluator
                         column = evaluator.search_features(feature)[:, -1]
                     except InvalidSequence:
                         continue
-                    if any(np.allclose(column, other, rtol=1e-9, atol=1e-12) for other in values):
+                    if any(np.allclose(column, other, rtol=DUPLICATE_RTOL, atol=DUPLICATE_ATOL) for other in values):
                         continue
                     known.add(tuple(feature))
                     values.append(column)
