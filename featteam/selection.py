@@ -60,7 +60,7 @@ from .data import Dataset
 from .errors import FeatteamError
 from .evaluation import BOOTSTRAPS, Evaluator, bootstrap_resamples, make_model, paired_bootstrap
 from .expr import BINARY, OPERATORS, InvalidSequence, join_features, render_feature, split_features, to_postfix_text
-from .expr.program import DUPLICATE_ATOL, DUPLICATE_RTOL
+from .expr.program import first_duplicate
 from .expr.vocab import feature_token
 from .report import ChosenFeature, Finalist, ModeResult, SelectionResult
 from .steps import STEPS
@@ -242,7 +242,8 @@ def with_column_pairs(bank: Sequence[tuple[list[str], ChosenFeature]], evaluator
     known = {tuple(feature) for feature, _ in bank}
     # The new columns so far, to leave out a pair that repeats one (check_values' own test, one
     # column at a time: checking the whole list again for each pair would cost its square).
-    values = list(evaluator.search_features(join_features([f for f, _ in bank])).T[n_original:]) if bank else []
+    values = (evaluator.search_features(join_features([f for f, _ in bank]))[:, n_original:] if bank
+              else np.empty((len(evaluator.search_rows), 0)))
     for i, a in enumerate(top):
         for b in top[i + 1:]:
             for op in BINARY:
@@ -254,10 +255,10 @@ def with_column_pairs(bank: Sequence[tuple[list[str], ChosenFeature]], evaluator
                         column = evaluator.search_features(feature)[:, -1]
                     except InvalidSequence:
                         continue
-                    if any(np.allclose(column, other, rtol=DUPLICATE_RTOL, atol=DUPLICATE_ATOL) for other in values):
+                    if first_duplicate(column, values) is not None:
                         continue
                     known.add(tuple(feature))
-                    values.append(column)
+                    values = np.column_stack([values, column])
                     combined.append((feature, _described(feature, set(), columns, source="pairs")))
     return ranked_by_importance(combined, evaluator)
 

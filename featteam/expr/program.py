@@ -77,8 +77,7 @@ def _possibly_equal(new: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Whether each pair ``(new[:, j], others[:, k])`` is ``np.isclose`` on the first rows (at most
     :data:`_SCREEN_ROWS`), shape ``(n_new, n_others)``: the test ``np.allclose`` makes, on a few
     rows and for all pairs at once, so a pair that fails it cannot be ``np.allclose`` over every
-    row.  Comparing each pair whole with ``np.allclose`` cost a 24-feature transformation some
-    800 calls per fold; almost every pair differs within the first rows."""
+    row."""
     head = min(len(new), _SCREEN_ROWS)
     x = new[:head, :, None]
     y = others[:head, None, :]
@@ -88,13 +87,27 @@ def _possibly_equal(new: np.ndarray, others: np.ndarray) -> np.ndarray:
     return close.all(axis=0)
 
 
+def first_duplicate(column: np.ndarray, others: np.ndarray) -> int | None:
+    """The index of the first column of ``others`` (shape ``(n_rows, k)``) that ``column`` duplicates
+    (``np.allclose`` with :data:`DUPLICATE_RTOL` and :data:`DUPLICATE_ATOL`); None if none.
+
+    Every column is first compared on the first rows at once (:func:`_possibly_equal`), and only
+    those that agree there are compared whole: comparing each one whole cost a 24-feature
+    transformation some 800 ``np.allclose`` calls per fold, and almost every pair differs within
+    the first rows."""
+    column = np.asarray(column).reshape(-1, 1)
+    for k in np.flatnonzero(_possibly_equal(column, others)[0]):
+        if np.allclose(column[:, 0], others[:, k], rtol=DUPLICATE_RTOL, atol=DUPLICATE_ATOL):
+            return int(k)
+    return None
+
+
 def check_values(new: np.ndarray, original: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:
     """Reject new columns that are non-finite, constant, or duplicate another column.
 
     ``rows`` restricts the check to some rows (the training rows).  A column duplicates another
-    when ``np.allclose`` holds with :data:`DUPLICATE_RTOL` and :data:`DUPLICATE_ATOL`; the first
-    duplicate in the order (each new column against the new columns before it, then against the
-    original columns) is the one reported.
+    as :func:`first_duplicate` tells; the first duplicate in the order (each new column against
+    the new columns before it, then against the original columns) is the one reported.
     """
     if rows is not None:
         new = new[rows]
@@ -105,15 +118,9 @@ def check_values(new: np.ndarray, original: np.ndarray | None = None, rows: np.n
     for j, span in enumerate(spans):
         if not span > 1e-12 * max(1.0, float(np.abs(new[:, j]).max())):
             raise InvalidSequence(ErrorKind.CONSTANT_FEATURE, f"new feature {j + 1} is constant")
-    among_new = _possibly_equal(new, new)
-    with_original = _possibly_equal(new, original) if original is not None and original.shape[1] else None
     for j in range(new.shape[1]):
-        for k in np.flatnonzero(among_new[j, :j]):
-            if np.allclose(new[:, j], new[:, k], rtol=DUPLICATE_RTOL, atol=DUPLICATE_ATOL):
-                raise InvalidSequence(ErrorKind.DUPLICATE_FEATURE,
-                                      f"new feature {j + 1} equals new feature {k + 1}")
-        if with_original is not None:
-            for k in np.flatnonzero(with_original[j]):
-                if np.allclose(new[:, j], original[:, k], rtol=DUPLICATE_RTOL, atol=DUPLICATE_ATOL):
-                    raise InvalidSequence(ErrorKind.DUPLICATE_FEATURE,
-                                          f"new feature {j + 1} equals an original column")
+        k = first_duplicate(new[:, j], new[:, :j])
+        if k is not None:
+            raise InvalidSequence(ErrorKind.DUPLICATE_FEATURE, f"new feature {j + 1} equals new feature {k + 1}")
+        if original is not None and first_duplicate(new[:, j], original) is not None:
+            raise InvalidSequence(ErrorKind.DUPLICATE_FEATURE, f"new feature {j + 1} equals an original column")
